@@ -1,0 +1,148 @@
+using OrleansGpu.Inference.Models;
+using OrleansGpu.Inference.Onnx;
+using OrleansGpu.Inference.Tokenization;
+
+namespace OrleansGpu.Inference.Embeddings;
+
+/// <summary>Per-call embedding settings.</summary>
+public sealed record EmbedOptions
+{
+    /// <summary>L2-normalise each embedding (sentence-transformers' <c>Normalize</c> module). On by default.</summary>
+    public bool Normalize { get; init; } = true;
+
+    /// <summary>Cut texts longer than the model's maximum; when false such a text is an error.</summary>
+    public bool Truncate { get; init; } = true;
+
+    /// <summary>Texts per forward pass.</summary>
+    public int BatchSize { get; init; } = 32;
+}
+
+/// <summary>
+/// A sentence-embedding model as sentence-transformers runs it: tokenizer with truncation at <c>max_seq_length</c>,
+/// transformer, mean pooling over the attention mask, optional L2 normalisation.
+/// </summary>
+public sealed class EmbeddingModel : IDisposable
+{
+    private readonly OnnxEncoder _encoder;
+
+    public EmbeddingModel(string name, TextTokenizer tokenizer, OnnxEncoder encoder, int maxTokens)
+    {
+        Name = name;
+        Tokenizer = tokenizer;
+        _encoder = encoder;
+        MaxTokens = maxTokens;
+    }
+
+    public string Name { get; }
+
+    public TextTokenizer Tokenizer { get; }
+
+    /// <summary>Tokens kept per text, [CLS] and [SEP] included.</summary>
+    public int MaxTokens { get; }
+
+    /// <summary>The embedding size; known once the graph declares it or the first batch ran.</summary>
+    public int Dimensions => _encoder.HiddenSize;
+
+    public string Provider => _encoder.Provider;
+
+    public static EmbeddingModel Load(ModelFolder folder, EncoderOptions options)
+    {
+        var tokenizer = TokenizerLoader.Load(folder.Directory, folder.Config.DoLowerCase);
+        var encoder = OnnxEncoder.Open(folder.OnnxPath, options);
+        try
+        {
+            var model = new EmbeddingModel(folder.Name, tokenizer, encoder, folder.Config.EmbeddingLimit);
+            if (model.Dimensions <= 0)
+            {
+                using var warm = encoder.Run([tokenizer.Encode("warm up", model.MaxTokens)], tokenizer.Special.Pad);
+            }
+
+            return model;
+        }
+        catch
+        {
+            encoder.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Token ids of each text as this model sees them (truncated unless <paramref name="truncate"/> is false).</summary>
+    public int[][] Tokenize(IReadOnlyList<string> texts, bool truncate = true)
+    {
+        var result = new int[texts.Count][];
+        for (var i = 0; i < texts.Count; i++)
+        {
+            var ids = Tokenizer.Encode(texts[i], truncate ? MaxTokens : int.MaxValue);
+            if (!truncate && ids.Length > MaxTokens)
+            {
+                throw new InputTooLongException(i, ids.Length, MaxTokens);
+            }
+
+            result[i] = ids;
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// Embeds <paramref name="texts"/>; returns <c>texts.Count × Dimensions</c> floats, row-major, in input order.
+    /// <paramref name="onBatchDone"/> is told how many texts are done after each forward pass.
+    /// </summary>
+    public float[] Embed(IReadOnlyList<string> texts, EmbedOptions? options = null, Action<int>? onBatchDone = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new EmbedOptions();
+        var sequences = Tokenize(texts, options.Truncate);
+        return Embed(sequences, options, onBatchDone, cancellationToken);
+    }
+
+    /// <summary>Embeds already tokenized sequences (see <see cref="Tokenize"/>).</summary>
+    public float[] Embed(int[][] sequences, EmbedOptions options, Action<int>? onBatchDone = null, CancellationToken cancellationToken = default)
+    {
+        var dims = Dimensions;
+        var output = new float[sequences.Length * dims];
+        if (sequences.Length == 0)
+        {
+            return output;
+        }
+
+        // Longest first, so each batch holds texts of similar length and little padding.
+        var order = Enumerable.Range(0, sequences.Length).OrderByDescending(i => sequences[i].Length).ToArray();
+        var batchSize = Math.Max(1, options.BatchSize);
+        var done = 0;
+        var batch = new List<int[]>(batchSize);
+        for (var start = 0; start < order.Length; start += batchSize)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var count = Math.Min(batchSize, order.Length - start);
+            batch.Clear();
+            for (var k = 0; k < count; k++)
+            {
+                batch.Add(sequences[order[start + k]]);
+            }
+
+            using var states = _encoder.Run(batch, Tokenizer.Special.Pad);
+            for (var k = 0; k < count; k++)
+            {
+                Pooling.MeanPool(states, k, batch[k].Length, output.AsSpan(order[start + k] * dims, dims), options.Normalize);
+            }
+
+            done += count;
+            onBatchDone?.Invoke(done);
+        }
+
+        return output;
+    }
+
+    public void Dispose() => _encoder.Dispose();
+}
+
+/// <summary>A text is longer than the model accepts and truncation was turned off.</summary>
+public sealed class InputTooLongException(int index, int tokens, int maxTokens)
+    : Exception($"Text {index} has {tokens} tokens; the model accepts at most {maxTokens}. Shorten it or allow truncation.")
+{
+    public int Index { get; } = index;
+
+    public int Tokens { get; } = tokens;
+
+    public int MaxTokens { get; } = maxTokens;
+}

@@ -1,0 +1,21 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace OrleansGpu.Inference.Onnx;
+
+/// <summary>How an <see cref="OnnxEncoder"/> session is opened.</summary>
+public sealed record EncoderOptions
+{
+    public ExecutionDevice Device { get; init; } = ExecutionDevice.Auto;
+
+    /// <summary>
+    /// Allow TF32 matrix products on CUDA. Off by default: TF32 moves fp32 results by about 1e-3, and our numbers
+    /// must equal the peers' fp32 numbers.
+    /// </summary>
+    public bool AllowTf32 { get; init; }
+
+    /// <summary>CPU threads for one session; 0 lets ONNX Runtime decide (one per physical core).</summary>
+    public int IntraOpThreads { get; init; }
+
+    public ILogger Logger { get; init; } = NullLogger.Instance;
+}
