@@ -23,7 +23,7 @@ public abstract class TextTokenizer
     public int[] Encode(string text, int maxLength)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxLength, 2);
-        var content = new List<int>(Math.Min(text.Length + 2, maxLength + 8));
+        var content = new List<int>((int)Math.Min(text.Length + 2L, maxLength + 8L));
         EncodeContent(text, content);
         var keep = Math.Min(content.Count, maxLength - 2);
         var ids = new int[keep + 2];
