@@ -1,0 +1,130 @@
+using Onnx;
+using OrleansGpu.Inference.Onnx;
+using OrleansGpu.Tests.Support;
+
+namespace OrleansGpu.Tests.Inference.Onnx;
+
+[Collection(MiniLmCollection.Name)]
+public sealed class EncoderTests(MiniLmFixture minilm)
+{
+    [Theory]
+    [InlineData("", ExecutionDeviceKind.Auto, 0)]
+    [InlineData("auto", ExecutionDeviceKind.Auto, 0)]
+    [InlineData("cpu", ExecutionDeviceKind.Cpu, 0)]
+    [InlineData("CUDA", ExecutionDeviceKind.Cuda, 0)]
+    [InlineData("cuda:1", ExecutionDeviceKind.Cuda, 1)]
+    [InlineData(" gpu ", ExecutionDeviceKind.Cuda, 0)]
+    public void Device_settings_parse(string setting, ExecutionDeviceKind kind, int id)
+    {
+        var device = ExecutionDevice.Parse(setting);
+        Assert.Equal(kind, device.Kind);
+        Assert.Equal(id, device.DeviceId);
+    }
+
+    [Theory]
+    [InlineData("tpu")]
+    [InlineData("cuda:-1")]
+    [InlineData("cuda:x")]
+    public void Unknown_device_settings_are_refused(string setting) =>
+        Assert.Throws<ArgumentException>(() => ExecutionDevice.Parse(setting));
+
+    [Fact]
+    public void Auto_device_runs_on_the_cpu_when_cuda_is_not_usable_MockFree_CpuOnlyMachine()
+    {
+        using var encoder = OnnxEncoder.Open(minilm.Folder.OnnxPath, new EncoderOptions { Device = ExecutionDevice.Auto });
+        if (encoder.OnGpu)
+        {
+            Assert.StartsWith("CUDA", encoder.Provider);
+            return;
+        }
+
+        Assert.Equal("CPU", encoder.Provider);
+        using var states = encoder.Run([[101, 7592, 102]], 0);
+        Assert.Equal(384, states.HiddenSize);
+    }
+
+    [Fact]
+    public void Explicit_cuda_without_a_usable_gpu_is_a_clear_error()
+    {
+        try
+        {
+            using var encoder = OnnxEncoder.Open(minilm.Folder.OnnxPath, new EncoderOptions { Device = ExecutionDevice.Cuda() });
+            Assert.StartsWith("CUDA", encoder.Provider); // this machine has a GPU
+        }
+        catch (DeviceUnavailableException ex)
+        {
+            Assert.Contains("cuda:0", ex.Message);
+        }
+    }
+
+    [Fact]
+    public void The_encoder_feeds_the_three_declared_inputs_and_returns_batch_tokens_hidden()
+    {
+        using var encoder = OpenCpu();
+        using var states = encoder.Run([[101, 7592, 2088, 102], [101, 7592, 102]], 0);
+        Assert.Equal(2, states.Batch);
+        Assert.Equal(4, states.Tokens);
+        Assert.Equal(384, states.HiddenSize);
+        Assert.Equal(2 * 4 * 384, states.Values.Length);
+    }
+
+    [Fact]
+    public void Padding_does_not_change_the_hidden_states_of_real_tokens()
+    {
+        using var encoder = OpenCpu();
+        using var alone = encoder.Run([[101, 7592, 102]], 0);
+        using var padded = encoder.Run([[101, 7592, 102], [101, 7592, 2088, 2003, 2307, 102]], 0);
+        for (var t = 0; t < 3; t++)
+        {
+            var a = alone.Token(0, t);
+            var b = padded.Token(0, t);
+            for (var d = 0; d < a.Length; d++)
+            {
+                Assert.Equal(a[d], b[d], 1e-5f);
+            }
+        }
+    }
+
+    [Fact]
+    public void The_model_has_six_layers()
+    {
+        var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(minilm.Folder.OnnxPath));
+        Assert.Equal(6, LayerCut.CountLayers(model));
+    }
+
+    [Fact]
+    public void Cutting_at_layer_4_drops_every_node_of_layers_4_and_5()
+    {
+        var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(minilm.Folder.OnnxPath));
+        var before = model.Graph.Node.Count;
+        LayerCut.CutInPlace(model, 4);
+
+        Assert.True(model.Graph.Node.Count < before);
+        Assert.Single(model.Graph.Output);
+        var used = model.Graph.Initializer.Select(i => i.Name).ToList();
+        Assert.Contains("encoder.layer.3.output.LayerNorm.bias", used);
+        Assert.DoesNotContain(used, n => n.StartsWith("encoder.layer.4.", StringComparison.Ordinal) || n.StartsWith("encoder.layer.5.", StringComparison.Ordinal));
+        Assert.DoesNotContain(used, n => n.StartsWith("pooler.", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Cutting_at_the_last_layer_gives_the_full_models_last_hidden_state()
+    {
+        var bytes = File.ReadAllBytes(minilm.Folder.OnnxPath);
+        using var full = OpenCpu();
+        using var cut = OnnxEncoder.Open(LayerCut.Cut(bytes, 6), null, MiniLmFixture.EncoderOptions);
+        int[][] batch = [[101, 1996, 4248, 2829, 4419, 102]];
+        using var a = full.Run(batch, 0);
+        using var b = cut.Run(batch, 0);
+        Assert.Equal(a.Values.ToArray(), b.Values.ToArray());
+    }
+
+    [Fact]
+    public void Cutting_beyond_the_last_layer_is_refused()
+    {
+        var bytes = File.ReadAllBytes(minilm.Folder.OnnxPath);
+        Assert.Throws<ArgumentOutOfRangeException>(() => LayerCut.Cut(bytes, 7));
+    }
+
+    private OnnxEncoder OpenCpu() => OnnxEncoder.Open(minilm.Folder.OnnxPath, MiniLmFixture.EncoderOptions);
+}
