@@ -52,7 +52,8 @@ public sealed class BertScoreModel : IDisposable
     /// <summary>Layers whose cut graph is open.</summary>
     public IReadOnlyCollection<int> OpenLayers => [.. _encoders.Where(e => e.Value.IsValueCreated).Select(e => e.Key)];
 
-    public BertScoreResult Score(BertScoreRequest request, CancellationToken cancellationToken = default)
+    /// <summary>Scores the request; <paramref name="onBatchDone"/> hears (batches done, batches in all) after each forward pass.</summary>
+    public BertScoreResult Score(BertScoreRequest request, CancellationToken cancellationToken = default, Action<int, int>? onBatchDone = null)
     {
         if (request.Candidates.Count != request.References.Count)
         {
@@ -103,7 +104,7 @@ public sealed class BertScoreModel : IDisposable
         var weights = request.Idf
             ? TokenWeights.InverseDocumentFrequency(pairReferences.Select(r => tokens[r]))
             : TokenWeights.Uniform(Tokenizer.Special);
-        var embeddings = EmbedTokens(encoder, tokens, request.BatchSize, cancellationToken);
+        var embeddings = EmbedTokens(encoder, tokens, request.BatchSize, onBatchDone, cancellationToken);
 
         var pairs = GreedyMatcher.ScorePairs(
             pairCandidates.Select(c => embeddings[c]).ToList(),
@@ -152,11 +153,12 @@ public sealed class BertScoreModel : IDisposable
     }
 
     private Dictionary<string, TokenEmbeddings> EmbedTokens(
-        OnnxEncoder encoder, Dictionary<string, int[]> tokens, int batchSize, CancellationToken cancellationToken)
+        OnnxEncoder encoder, Dictionary<string, int[]> tokens, int batchSize, Action<int, int>? onBatchDone, CancellationToken cancellationToken)
     {
         var texts = tokens.Keys.OrderByDescending(t => tokens[t].Length).ToList();
         var result = new Dictionary<string, TokenEmbeddings>(texts.Count, StringComparer.Ordinal);
         var size = Math.Max(1, batchSize);
+        var batches = (texts.Count + size - 1) / size;
         for (var start = 0; start < texts.Count; start += size)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -166,6 +168,8 @@ public sealed class BertScoreModel : IDisposable
             {
                 result[chunk[k]] = TokenEmbeddings.FromStates(states, k, tokens[chunk[k]].Length);
             }
+
+            onBatchDone?.Invoke((start / size) + 1, batches);
         }
 
         return result;

@@ -1,0 +1,95 @@
+using System.Net;
+using Orleans.Configuration;
+using OrleansGpu.Grains.Hosting;
+
+namespace OrleansGpu.Api.Hosting;
+
+/// <summary>
+/// How the front joins the cluster. <c>Cluster:Mode</c> = <c>cohost</c> (the default with nothing configured): the
+/// front hosts a GPU silo itself, so one process serves everything. <c>client</c>: a pure Orleans client of the
+/// silos' gateways (<c>Cluster:Gateways</c>, localhost ports).
+/// </summary>
+public static class FrontHosting
+{
+    public static bool IsCoHosted(IConfiguration configuration) =>
+        !string.Equals(configuration["Cluster:Mode"], "client", StringComparison.OrdinalIgnoreCase);
+
+    public static void AddCluster(this WebApplicationBuilder builder)
+    {
+        var cluster = ClusterSettings.FromConfiguration(builder.Configuration);
+        if (IsCoHosted(builder.Configuration))
+        {
+            builder.UseOrleans(silo =>
+            {
+                cluster.ConfigureSilo(silo);
+                silo.AddGpuHost(builder.Configuration);
+                ConfigureTimeouts(silo.Services);
+            });
+            return;
+        }
+
+        builder.UseOrleansClient(client =>
+        {
+            client.UseLocalhostClustering([.. cluster.Gateways], cluster.ServiceId, cluster.ClusterId);
+            ConfigureTimeouts(client.Services);
+        });
+    }
+
+    /// <summary>
+    /// BERTScore on a large model can run for minutes, so grain calls wait longer than Orleans' 30 s default; a dead
+    /// host is not waited for, since the router retries as soon as it leaves membership.
+    /// </summary>
+    private static void ConfigureTimeouts(IServiceCollection services)
+    {
+        services.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMinutes(10));
+        services.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMinutes(10));
+    }
+}
+
+/// <summary>
+/// Where the front listens. Port 8765 by default; <c>--urls</c> / <c>ASPNETCORE_URLS</c> override it. Without an API
+/// key it listens on loopback only, and refuses other addresses unless <c>Api:AllowAnonymousRemote=true</c>
+/// (<c>API_ALLOW_ANONYMOUS_REMOTE</c>) says so.
+/// </summary>
+public static class ListenAddresses
+{
+    public const int DefaultPort = 8765;
+
+    public static void Configure(WebApplicationBuilder builder, bool keyRequired)
+    {
+        var urls = builder.Configuration["urls"];
+        var anonymousRemote = string.Equals(builder.Configuration["API_ALLOW_ANONYMOUS_REMOTE"] ?? builder.Configuration["Api:AllowAnonymousRemote"], "true", StringComparison.OrdinalIgnoreCase);
+        if (string.IsNullOrWhiteSpace(urls))
+        {
+            urls = keyRequired || anonymousRemote ? $"http://0.0.0.0:{DefaultPort}" : $"http://127.0.0.1:{DefaultPort}";
+            builder.WebHost.UseUrls(urls);
+        }
+
+        if (!keyRequired && !anonymousRemote)
+        {
+            var remote = urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Where(u => !IsLoopback(u)).ToList();
+            if (remote.Count > 0)
+            {
+                throw new InvalidOperationException(
+                    $"Refusing to listen on {string.Join(", ", remote)} without an API key. Set API_KEY, "
+                    + "or listen on 127.0.0.1, or set API_ALLOW_ANONYMOUS_REMOTE=true to serve without authentication.");
+            }
+        }
+    }
+
+    private static bool IsLoopback(string url)
+    {
+        var host = url.Contains("://", StringComparison.Ordinal) ? url[(url.IndexOf("://", StringComparison.Ordinal) + 3)..] : url;
+        host = host.Split('/')[0];
+        if (host.StartsWith('['))
+        {
+            host = host[1..host.IndexOf(']')];
+        }
+        else if (host.Contains(':'))
+        {
+            host = host[..host.LastIndexOf(':')];
+        }
+
+        return host == "localhost" || (IPAddress.TryParse(host, out var ip) && IPAddress.IsLoopback(ip));
+    }
+}

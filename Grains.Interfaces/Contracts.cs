@@ -1,0 +1,125 @@
+using System.Runtime.InteropServices;
+
+namespace OrleansGpu.Grains;
+
+/// <summary>What a model is loaded for.</summary>
+public enum ModelUse
+{
+    Embedding,
+    BertScore,
+}
+
+[GenerateSerializer, Immutable, Alias("OrleansGpu.EmbedWork")]
+public sealed record EmbedWork(
+    [property: Id(0)] string Model,
+    [property: Id(1)] IReadOnlyList<string> Texts,
+    [property: Id(2)] bool Normalize = true,
+    [property: Id(3)] bool Truncate = true);
+
+/// <summary>
+/// Embeddings as one contiguous little-endian float32 buffer (<c>Count × Dimensions</c>, row-major): the Orleans
+/// codec copies a byte array in one go, where a float array would cost a tagged field per element.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("OrleansGpu.EmbeddingBatch")]
+public sealed record EmbeddingBatch(
+    [property: Id(0)] string Model,
+    [property: Id(1)] int Count,
+    [property: Id(2)] int Dimensions,
+    [property: Id(3)] byte[] Vectors,
+    [property: Id(4)] string Host)
+{
+    public ReadOnlySpan<float> Floats => MemoryMarshal.Cast<byte, float>(Vectors);
+
+    public ReadOnlySpan<float> Vector(int index) => Floats.Slice(index * Dimensions, Dimensions);
+
+    public static byte[] Pack(float[] values) => MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
+}
+
+[GenerateSerializer, Immutable, Alias("OrleansGpu.BertScoreWork")]
+public sealed record BertScoreWork(
+    [property: Id(0)] string Model,
+    [property: Id(1)] IReadOnlyList<string> Candidates,
+    [property: Id(2)] IReadOnlyList<IReadOnlyList<string>> References,
+    [property: Id(3)] int? NumLayers = null,
+    [property: Id(4)] bool Idf = false,
+    [property: Id(5)] bool RescaleWithBaseline = false,
+    [property: Id(6)] string Lang = "en",
+    [property: Id(7)] BaselineValues? Baseline = null);
+
+[GenerateSerializer, Immutable, Alias("OrleansGpu.BaselineValues")]
+public sealed record BaselineValues([property: Id(0)] float Precision, [property: Id(1)] float Recall, [property: Id(2)] float F1);
+
+[GenerateSerializer, Immutable, Alias("OrleansGpu.BertScoreScores")]
+public sealed record BertScoreScores(
+    [property: Id(0)] string Model,
+    [property: Id(1)] float[] Precision,
+    [property: Id(2)] float[] Recall,
+    [property: Id(3)] float[] F1,
+    [property: Id(4)] int NumLayers,
+    [property: Id(5)] string Hash,
+    [property: Id(6)] string Host);
+
+[GenerateSerializer, Immutable, Alias("OrleansGpu.HostLoad")]
+public sealed record HostLoad(
+    [property: Id(0)] string Host,
+    [property: Id(1)] int QueuedJobs,
+    [property: Id(2)] int RunningJobs,
+    [property: Id(3)] long QueuedTokens,
+    [property: Id(4)] long RunningTokens,
+    [property: Id(5)] int MaxConcurrent,
+    [property: Id(6)] string Device)
+{
+    /// <summary>What least-busy routing compares: estimated tokens waiting or running on the host.</summary>
+    public long Tokens => QueuedTokens + RunningTokens;
+}
+
+[GenerateSerializer, Immutable, Alias("OrleansGpu.HostInfo")]
+public sealed record HostInfo(
+    [property: Id(0)] string Host,
+    [property: Id(1)] string Device,
+    [property: Id(2)] string DeviceName,
+    [property: Id(3)] long? VramTotalMb,
+    [property: Id(4)] long? VramUsedMb,
+    [property: Id(5)] string? CudaVersion,
+    [property: Id(6)] IReadOnlyList<ModelDescription> LoadedModels,
+    [property: Id(7)] string Version);
+
+[GenerateSerializer, Immutable, Alias("OrleansGpu.ModelDescription")]
+public sealed record ModelDescription(
+    [property: Id(0)] string Name,
+    [property: Id(1)] string Provider,
+    [property: Id(2)] bool Embedding,
+    [property: Id(3)] bool BertScore,
+    [property: Id(4)] int? Dimensions,
+    [property: Id(5)] int? Layers,
+    [property: Id(6)] int Loads);
+
+[GenerateSerializer, Immutable, Alias("OrleansGpu.HostStatus")]
+public sealed record HostStatus(
+    [property: Id(0)] string Host,
+    [property: Id(1)] int MaxConcurrent,
+    [property: Id(2)] int InFlight,
+    [property: Id(3)] int Waiting,
+    [property: Id(4)] IReadOnlyList<JobStatus> Jobs);
+
+[GenerateSerializer, Immutable, Alias("OrleansGpu.JobStatus")]
+public sealed record JobStatus(
+    [property: Id(0)] string Id,
+    [property: Id(1)] string Type,
+    [property: Id(2)] DateTimeOffset? StartedAt,
+    [property: Id(3)] int Items,
+    [property: Id(4)] string Model,
+    [property: Id(5)] double Progress,
+    [property: Id(6)] string State);
+
+[GenerateSerializer, Immutable, Alias("OrleansGpu.WarmRequest")]
+public sealed record WarmRequest([property: Id(0)] string Model, [property: Id(1)] ModelUse Use);
+
+[GenerateSerializer, Immutable, Alias("OrleansGpu.ModelProblem")]
+public sealed record ModelProblem([property: Id(0)] string Model, [property: Id(1)] string Reason);
+
+/// <summary>A cheap size estimate used for load balancing: about four characters per token, plus the two specials.</summary>
+public static class WorkSize
+{
+    public static long Tokens(IEnumerable<string> texts) => texts.Sum(t => (long)(t.Length / 4) + 2);
+}

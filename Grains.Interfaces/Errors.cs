@@ -1,0 +1,50 @@
+namespace OrleansGpu.Grains;
+
+/// <summary>
+/// The request itself is wrong (unknown model, input too long, layer out of range, no baseline): the caller gets a
+/// 4xx and no other host is tried, since every host would say the same.
+/// </summary>
+[GenerateSerializer, Alias("OrleansGpu.InvalidWorkException")]
+public sealed class InvalidWorkException : Exception
+{
+    public InvalidWorkException(string code, string message)
+        : base(message) => Code = code;
+
+    /// <summary>A stable, machine-readable reason: <c>model_not_found</c>, <c>invalid_input</c>, ...</summary>
+    [Id(0)]
+    public string Code { get; }
+
+    /// <summary>The HTTP status the front answers with.</summary>
+    public int StatusCode => Code switch
+    {
+        ErrorCodes.ModelNotFound => 404,
+        _ => 400,
+    };
+}
+
+/// <summary>The host's queue is full; the front tries another host, and answers 503 with Retry-After when all are.</summary>
+[GenerateSerializer, Alias("OrleansGpu.HostBusyException")]
+public sealed class HostBusyException : Exception
+{
+    public HostBusyException(string host, int waiting)
+        : base($"Host {host} is busy: {waiting} jobs are waiting.")
+    {
+        Host = host;
+        Waiting = waiting;
+    }
+
+    [Id(0)]
+    public string Host { get; }
+
+    [Id(1)]
+    public int Waiting { get; }
+}
+
+public static class ErrorCodes
+{
+    public const string ModelNotFound = "model_not_found";
+    public const string ModelInvalid = "model_invalid";
+    public const string InvalidInput = "invalid_input";
+    public const string InputTooLong = "input_too_long";
+    public const string BaselineNotFound = "baseline_not_found";
+}

@@ -1,0 +1,42 @@
+namespace OrleansGpu.Grains;
+
+/// <summary>
+/// One per GPU silo, keyed by the silo's host name and pinned to that silo. Owns the host's job table (queued and
+/// running jobs, progress per batch), admits at most <c>GPU_MAX_CONCURRENT</c> jobs at once with a bounded queue
+/// behind them, reports the host's load, and forwards work to the model grains of its silo.
+/// </summary>
+public interface IGpuHostGrain : IGrainWithStringKey
+{
+    /// <summary>Embeds texts. Throws <see cref="HostBusyException"/> when the queue is full.</summary>
+    Task<EmbeddingBatch> EmbedAsync(EmbedWork work, CancellationToken cancellationToken = default);
+
+    /// <summary>Scores candidate/reference pairs. Throws <see cref="HostBusyException"/> when the queue is full.</summary>
+    Task<BertScoreScores> BertScoreAsync(BertScoreWork work, CancellationToken cancellationToken = default);
+
+    /// <summary>The load the front routes by: queued and running work, in estimated tokens and jobs.</summary>
+    Task<HostLoad> GetLoadAsync();
+
+    /// <summary>Device, memory and loaded models of the host.</summary>
+    Task<HostInfo> GetInfoAsync();
+
+    /// <summary>The queue and the jobs with their progress.</summary>
+    Task<HostStatus> GetStatusAsync();
+
+    /// <summary>Loads the given models now (the defaults at silo start); returns what could not be loaded and why.</summary>
+    Task<IReadOnlyList<ModelProblem>> WarmAsync(IReadOnlyList<WarmRequest> models);
+}
+
+/// <summary>
+/// One loaded model on one host, keyed <c>"{host}/{model}"</c> and placed on that host's silo. Loads on first use
+/// (once, whatever the number of callers), keeps the ONNX Runtime sessions, and stays active while used.
+/// </summary>
+public interface IModelGrain : IGrainWithStringKey
+{
+    Task<ModelDescription> LoadAsync(ModelUse use);
+
+    Task<EmbeddingBatch> EmbedAsync(EmbedWork work, string jobId, CancellationToken cancellationToken = default);
+
+    Task<BertScoreScores> BertScoreAsync(BertScoreWork work, string jobId, CancellationToken cancellationToken = default);
+
+    Task<ModelDescription?> DescribeAsync();
+}

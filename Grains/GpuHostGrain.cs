@@ -1,0 +1,83 @@
+using System.Reflection;
+using Orleans.Concurrency;
+using OrleansGpu.Grains.Placement;
+using OrleansGpu.Inference.Onnx;
+
+namespace OrleansGpu.Grains;
+
+/// <summary>
+/// The GPU host of one silo. Thin: it admits work through the silo's job table (at most GPU_MAX_CONCURRENT at once,
+/// a bounded queue behind), hands it to the model grain of the same host, and reports load, status and device.
+/// Reentrant, so that status and load answer while jobs run.
+/// </summary>
+[Reentrant]
+[SiloKeyedPlacement]
+public sealed class GpuHostGrain(HostJobs jobs, EncoderOptions encoderOptions, IGrainFactory grains) : Grain, IGpuHostGrain
+{
+    private static readonly string Version =
+        typeof(GpuHostGrain).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    private string Host => this.GetPrimaryKeyString();
+
+    public async Task<EmbeddingBatch> EmbedAsync(EmbedWork work, CancellationToken cancellationToken)
+    {
+        using var lease = await jobs.AdmitAsync("embed", work.Model, work.Texts.Count, WorkSize.Tokens(work.Texts), cancellationToken);
+        return await Model(work.Model).EmbedAsync(work, lease.JobId, cancellationToken);
+    }
+
+    public async Task<BertScoreScores> BertScoreAsync(BertScoreWork work, CancellationToken cancellationToken)
+    {
+        var tokens = WorkSize.Tokens(work.Candidates) + work.References.Sum(WorkSize.Tokens);
+        using var lease = await jobs.AdmitAsync("bertscore", work.Model, work.Candidates.Count, tokens, cancellationToken);
+        return await Model(work.Model).BertScoreAsync(work, lease.JobId, cancellationToken);
+    }
+
+    public Task<HostLoad> GetLoadAsync() => Task.FromResult(jobs.Load(HostHardware.Expected(encoderOptions.Device)));
+
+    public async Task<HostInfo> GetInfoAsync()
+    {
+        var loaded = new List<ModelDescription>();
+        foreach (var name in LoadedModelNames)
+        {
+            if (await Model(name).DescribeAsync() is { } description)
+            {
+                loaded.Add(description);
+            }
+        }
+
+        var provider = loaded.FirstOrDefault()?.Provider
+            ?? (HostHardware.Expected(encoderOptions.Device) == "cpu" ? "CPU" : $"CUDA:{encoderOptions.Device.DeviceId}");
+        var (device, name2, total, used, cuda) = HostHardware.Describe(provider);
+        return new HostInfo(Host, device, name2, total, used, cuda, loaded, Version);
+    }
+
+    public Task<HostStatus> GetStatusAsync() => Task.FromResult(jobs.Status());
+
+    public async Task<IReadOnlyList<ModelProblem>> WarmAsync(IReadOnlyList<WarmRequest> models)
+    {
+        var problems = new List<ModelProblem>();
+        foreach (var request in models)
+        {
+            try
+            {
+                await Model(request.Model).LoadAsync(request.Use);
+                LoadedModelNames.Add(request.Model);
+            }
+            catch (Exception ex)
+            {
+                problems.Add(new ModelProblem(request.Model, ex.Message));
+            }
+        }
+
+        return problems;
+    }
+
+    /// <summary>Models asked of this host since the grain started; the model grains say which of them are loaded.</summary>
+    private HashSet<string> LoadedModelNames { get; } = new(StringComparer.Ordinal);
+
+    private IModelGrain Model(string name)
+    {
+        LoadedModelNames.Add(name);
+        return grains.GetGrain<IModelGrain>($"{Host}/{name}");
+    }
+}

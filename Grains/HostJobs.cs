@@ -1,0 +1,140 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+
+namespace OrleansGpu.Grains;
+
+/// <summary>
+/// The job table of one host (a singleton of its silo): admits at most <see cref="GpuHostOptions.MaxConcurrent"/>
+/// jobs at once, keeps at most <see cref="GpuHostOptions.MaxQueued"/> waiting, and tracks each job's progress by
+/// batch. The host grain admits jobs; the model grains on the same silo report progress into it.
+/// </summary>
+public sealed class HostJobs(GpuHostOptions options, ILogger<HostJobs> logger)
+{
+    private readonly SemaphoreSlim _slots = new(options.MaxConcurrent, options.MaxConcurrent);
+    private readonly ConcurrentDictionary<string, Job> _jobs = new();
+    private int _waiting;
+
+    public int MaxConcurrent => options.MaxConcurrent;
+
+    /// <summary>
+    /// Registers a job and waits for a free slot. Throws <see cref="HostBusyException"/> at once when the queue is
+    /// full. Dispose the returned lease when the job ends.
+    /// </summary>
+    public async Task<JobLease> AdmitAsync(string type, string model, int items, long tokens, CancellationToken cancellationToken)
+    {
+        if (Interlocked.Increment(ref _waiting) > options.MaxQueued)
+        {
+            var waiting = Interlocked.Decrement(ref _waiting);
+            throw new HostBusyException(options.HostName, waiting);
+        }
+
+        var job = new Job(Guid.NewGuid().ToString("N")[..12], type, model, items, tokens);
+        _jobs[job.Id] = job;
+        try
+        {
+            await _slots.WaitAsync(cancellationToken);
+        }
+        catch
+        {
+            _jobs.TryRemove(job.Id, out _);
+            throw;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _waiting);
+        }
+
+        job.StartedAt = DateTimeOffset.UtcNow;
+        return new JobLease(this, job);
+    }
+
+    /// <summary>Records that <paramref name="done"/> of <paramref name="total"/> items of a job are finished, and logs it.</summary>
+    public void ReportProgress(string jobId, int done, int total, int batch, int batches)
+    {
+        if (!_jobs.TryGetValue(jobId, out var job))
+        {
+            return;
+        }
+
+        job.Progress = total == 0 ? 1 : (double)done / total;
+        logger.LogInformation("[{Type}] job={Job} batch {Batch}/{Batches} ({Percent:0}%)", job.Type, job.Id, batch, batches, job.Progress * 100);
+    }
+
+    public HostLoad Load(string device)
+    {
+        int queued = 0, running = 0;
+        long queuedTokens = 0, runningTokens = 0;
+        foreach (var job in _jobs.Values)
+        {
+            if (job.StartedAt is null)
+            {
+                queued++;
+                queuedTokens += job.Tokens;
+            }
+            else
+            {
+                running++;
+                runningTokens += job.Tokens;
+            }
+        }
+
+        return new HostLoad(options.HostName, queued, running, queuedTokens, runningTokens, options.MaxConcurrent, device);
+    }
+
+    public HostStatus Status()
+    {
+        var jobs = _jobs.Values
+            .OrderBy(j => j.StartedAt ?? DateTimeOffset.MaxValue)
+            .Select(j => new JobStatus(j.Id, j.Type, j.StartedAt, j.Items, j.Model, Math.Round(j.Progress, 4), j.StartedAt is null ? "queued" : "running"))
+            .ToList();
+        var running = jobs.Count(j => j.State == "running");
+        return new HostStatus(options.HostName, options.MaxConcurrent, running, jobs.Count - running, jobs);
+    }
+
+    private void Finish(Job job)
+    {
+        _jobs.TryRemove(job.Id, out _);
+        _slots.Release();
+    }
+
+    internal sealed class Job(string id, string type, string model, int items, long tokens)
+    {
+        public string Id { get; } = id;
+
+        public string Type { get; } = type;
+
+        public string Model { get; } = model;
+
+        public int Items { get; } = items;
+
+        public long Tokens { get; } = tokens;
+
+        public DateTimeOffset? StartedAt { get; set; }
+
+        public double Progress { get; set; }
+    }
+
+    /// <summary>A running job's slot; disposing it frees the slot and removes the job.</summary>
+    public sealed class JobLease : IDisposable
+    {
+        private readonly HostJobs _owner;
+        private readonly Job _job;
+        private int _disposed;
+
+        internal JobLease(HostJobs owner, Job job)
+        {
+            _owner = owner;
+            _job = job;
+        }
+
+        public string JobId => _job.Id;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                _owner.Finish(_job);
+            }
+        }
+    }
+}

@@ -1,0 +1,42 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Orleans.Configuration;
+using Orleans.Hosting;
+using OrleansGpu.Grains.Placement;
+using OrleansGpu.Inference.Models;
+using OrleansGpu.Inference.Onnx;
+
+namespace OrleansGpu.Grains.Hosting;
+
+/// <summary>What makes a silo a GPU host: its name, the placement that pins host and model grains to it, the
+/// model store, the device, the job table, and the warm-up of the default models.</summary>
+public static class GpuSiloHosting
+{
+    /// <summary>Configures <paramref name="silo"/> as a GPU host from configuration (seed environment variables included).</summary>
+    public static ISiloBuilder AddGpuHost(this ISiloBuilder silo, IConfiguration configuration) =>
+        silo.AddGpuHost(GpuHostOptions.FromConfiguration(configuration));
+
+    public static ISiloBuilder AddGpuHost(this ISiloBuilder silo, GpuHostOptions options)
+    {
+        silo.Configure<SiloOptions>(o => o.SiloName = options.HostName);
+        silo.Services.AddPlacementDirector<SiloKeyedPlacement, SiloKeyedPlacementDirector>();
+        silo.Services.AddSingleton(options);
+        silo.Services.AddSingleton<HostJobs>();
+        silo.Services.AddSingleton(sp => new ModelStore(
+            options.ModelsDirectory ?? ModelStore.DefaultDirectory,
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<ModelStore>()));
+        silo.Services.AddSingleton(sp => new EncoderOptions
+        {
+            Device = ExecutionDevice.Parse(options.Device),
+            Logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("OrleansGpu.Inference"),
+        });
+        silo.Configure<GrainCollectionOptions>(o =>
+        {
+            // Loaded models are expensive to reload: keep an idle model an hour before its sessions are released.
+            o.ClassSpecificCollectionAge[typeof(ModelGrain).FullName!] = TimeSpan.FromHours(1);
+        });
+        silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, DefaultModelWarmup>();
+        return silo;
+    }
+}

@@ -1,0 +1,72 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Orleans.Configuration;
+using Orleans.TestingHost;
+using OrleansGpu.Api.Routing;
+using OrleansGpu.Grains;
+using OrleansGpu.Grains.Hosting;
+using OrleansGpu.Tests.Support;
+
+namespace OrleansGpu.Tests.Cluster;
+
+/// <summary>
+/// Three GPU silos in one process (Orleans' InProcessTestCluster), each a GPU host named after its silo, running the
+/// real MiniLM on the CPU (no GPU here), and a router over the cluster's client as the front uses it.
+/// </summary>
+public class GpuClusterFixture : IAsyncLifetime
+{
+    private readonly TestModelsFolder _models = new();
+
+    public InProcessTestCluster Cluster { get; private set; } = null!;
+
+    public string ModelsDirectory => _models.Directory;
+
+    public IReadOnlyList<string> HostNames => [.. Cluster.GetActiveSilos().Select(Name)];
+
+    public virtual int MaxConcurrent => 2;
+
+    public async ValueTask InitializeAsync()
+    {
+        var builder = new InProcessTestClusterBuilder(3);
+        builder.ConfigureSilo((options, silo) =>
+        {
+            silo.AddGpuHost(new GpuHostOptions
+            {
+                HostName = options.SiloName,
+                ModelsDirectory = _models.Directory,
+                Device = "cpu",
+                MaxConcurrent = MaxConcurrent,
+                DefaultEmbedModel = "all-MiniLM-L6-v2",
+                DefaultBertScoreModel = "all-MiniLM-L6-v2",
+            });
+            silo.Configure<ClusterMembershipOptions>(m =>
+            {
+                // Declare a killed silo dead within a few seconds, as the production settings do.
+                m.ProbeTimeout = TimeSpan.FromSeconds(1);
+                m.NumMissedProbesLimit = 2;
+                m.NumVotesForDeathDeclaration = 1;
+                m.TableRefreshTimeout = TimeSpan.FromSeconds(2);
+            });
+        });
+        builder.ConfigureClient(client => client.Services.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(120)));
+        Cluster = builder.Build();
+        await Cluster.DeployAsync();
+        foreach (var host in HostNames)
+        {
+            await Cluster.Client.GetGrain<IGpuHostGrain>(host).WarmAsync([new WarmRequest("all-MiniLM-L6-v2", ModelUse.Embedding)]);
+        }
+    }
+
+    public HostRouter NewRouter(RoutingStrategy strategy) =>
+        new(Cluster.Client, new RoutingOptions { Strategy = strategy }, NullLogger<HostRouter>.Instance);
+
+    public string Name(InProcessSiloHandle silo) =>
+        silo.ServiceProvider.GetRequiredService<GpuHostOptions>().HostName;
+
+    public async ValueTask DisposeAsync()
+    {
+        await Cluster.DisposeAsync();
+        _models.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}

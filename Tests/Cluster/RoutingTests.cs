@@ -1,0 +1,156 @@
+using OrleansGpu.Api.Routing;
+using OrleansGpu.Grains;
+using OrleansGpu.Tests.Support;
+
+namespace OrleansGpu.Tests.Cluster;
+
+[CollectionDefinition(Name)]
+public sealed class ClusterCollection : ICollectionFixture<GpuClusterFixture>
+{
+    public const string Name = "Cluster";
+}
+
+/// <summary>Routing over three real silos (in one process), with the real MiniLM on the CPU.</summary>
+[Collection(ClusterCollection.Name)]
+public sealed class RoutingTests(GpuClusterFixture fixture)
+{
+    private static EmbedWork Small(string text = "route me") => new("all-MiniLM-L6-v2", [text]);
+
+    [Fact]
+    public async Task Every_silo_is_a_gpu_host_and_reports_its_load()
+    {
+        var router = fixture.NewRouter(RoutingStrategy.LeastBusy);
+        await router.RefreshAsync(TestContext.Current.CancellationToken);
+        Assert.Equal(fixture.HostNames.Order(), router.Hosts.Select(h => h.Host).Order());
+        Assert.All(router.Hosts, h => Assert.Equal("cpu", h.Device));
+        Assert.All(router.Hosts, h => Assert.Equal(fixture.MaxConcurrent, h.MaxConcurrent));
+    }
+
+    [Fact]
+    public async Task Round_robin_alternates_over_all_hosts()
+    {
+        var router = fixture.NewRouter(RoutingStrategy.RoundRobin);
+        await router.RefreshAsync(TestContext.Current.CancellationToken);
+        var hosts = new List<string>();
+        for (var i = 0; i < 6; i++)
+        {
+            var batch = await router.ExecuteAsync(1, (h, ct) => h.EmbedAsync(Small(), ct), TestContext.Current.CancellationToken);
+            hosts.Add(batch.Host);
+        }
+
+        Assert.Equal(3, hosts.Distinct().Count());
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(hosts[i], hosts[i + 3]);
+            Assert.NotEqual(hosts[i], hosts[i + 1]);
+        }
+    }
+
+    [Fact]
+    public async Task Least_busy_sends_work_to_the_idle_host()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var router = fixture.NewRouter(RoutingStrategy.LeastBusy);
+        await router.RefreshAsync(ct);
+        var hosts = fixture.HostNames;
+        var idle = hosts[2];
+
+        // Load the other two hosts with long jobs sent straight to their host grains (another front, say).
+        var longTexts = Enumerable.Range(0, 120).Select(i => string.Join(" ", Enumerable.Repeat($"busy text number {i}", 20))).ToArray();
+        var busyWork = new[] { hosts[0], hosts[1] }
+            .Select(h => fixture.Cluster.Client.GetGrain<IGpuHostGrain>(h).EmbedAsync(new EmbedWork("all-MiniLM-L6-v2", longTexts), ct))
+            .ToList();
+        await WaitUntil(async () =>
+        {
+            await router.RefreshAsync(ct);
+            return router.Hosts.Count(h => h.Tokens > 0) == 2;
+        });
+
+        for (var i = 0; i < 3; i++)
+        {
+            var batch = await router.ExecuteAsync(1, (h, token) => h.EmbedAsync(Small(), token), ct);
+            Assert.Equal(idle, batch.Host);
+        }
+
+        await Task.WhenAll(busyWork);
+    }
+
+    [Fact]
+    public async Task A_model_loads_once_per_host_however_many_callers_come_first()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var host = fixture.HostNames[1];
+        var model = fixture.Cluster.Client.GetGrain<IModelGrain>($"{host}/{TestModelsFolder.CopyName}");
+        var calls = Enumerable.Range(0, 12)
+            .Select(i => fixture.Cluster.Client.GetGrain<IGpuHostGrain>(host).EmbedAsync(new EmbedWork(TestModelsFolder.CopyName, [$"text {i}"]), ct))
+            .ToList();
+        await Task.WhenAll(calls);
+
+        var description = await model.DescribeAsync();
+        Assert.NotNull(description);
+        Assert.Equal(1, description.Loads);
+        Assert.True(description.Embedding);
+    }
+
+    [Fact]
+    public async Task A_second_model_loads_on_demand_from_the_models_folder()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var router = fixture.NewRouter(RoutingStrategy.LeastBusy);
+        var text = "on demand model";
+        var copy = await router.ExecuteAsync(1, (h, t) => h.EmbedAsync(new EmbedWork(TestModelsFolder.CopyName, [text]), t), ct);
+        var original = await router.ExecuteAsync(1, (h, t) => h.EmbedAsync(Small(text), t), ct);
+
+        Assert.Equal(TestModelsFolder.CopyName, copy.Model);
+        Assert.Equal(384, copy.Dimensions);
+        Assert.Equal(original.Vector(0).ToArray(), copy.Vector(0).ToArray());
+        var info = await fixture.Cluster.Client.GetGrain<IGpuHostGrain>(copy.Host).GetInfoAsync();
+        Assert.Contains(info.LoadedModels, m => m.Name == TestModelsFolder.CopyName);
+    }
+
+    [Fact]
+    public async Task An_unknown_model_is_a_client_error_and_not_retried()
+    {
+        var router = fixture.NewRouter(RoutingStrategy.LeastBusy);
+        var error = await Assert.ThrowsAsync<InvalidWorkException>(() =>
+            router.ExecuteAsync(1, (h, t) => h.EmbedAsync(new EmbedWork("nobody/nothing", ["x"]), t), TestContext.Current.CancellationToken));
+        Assert.Equal(ErrorCodes.ModelNotFound, error.Code);
+        Assert.Contains("nobody/nothing", error.Message);
+        Assert.Equal(0, router.Retries);
+    }
+
+    [Fact]
+    public async Task Status_shows_running_jobs_with_their_progress()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var host = fixture.HostNames[0];
+        var grain = fixture.Cluster.Client.GetGrain<IGpuHostGrain>(host);
+        var texts = Enumerable.Range(0, 300).Select(i => string.Join(' ', Enumerable.Repeat($"progress {i}", 40))).ToArray();
+        var job = grain.EmbedAsync(new EmbedWork("all-MiniLM-L6-v2", texts), ct);
+
+        JobStatus? seen = null;
+        await WaitUntil(async () =>
+        {
+            var status = await grain.GetStatusAsync();
+            seen = status.Jobs.FirstOrDefault(j => j.Items == 300 && j.State == "running" && j.Progress > 0);
+            return seen is not null || job.IsCompleted;
+        });
+        await job;
+
+        Assert.NotNull(seen);
+        Assert.Equal("embed", seen.Type);
+        Assert.InRange(seen.Progress, 0.0, 1.0);
+        Assert.NotNull(seen.StartedAt);
+        Assert.DoesNotContain((await grain.GetStatusAsync()).Jobs, j => j.Id == seen.Id);
+    }
+
+    private static async Task WaitUntil(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not reached in 60 s");
+            await Task.Delay(20);
+        }
+    }
+}
