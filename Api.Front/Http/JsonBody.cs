@@ -36,13 +36,20 @@ public static class JsonBody
             throw new BadRequestException("The request body is empty; send a JSON object.");
         }
 
+        var bytes = buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes.Span))
+        {
+            throw new BadRequestException("The request body is not valid JSON: it is not valid UTF-8.");
+        }
+
         try
         {
-            var document = JsonDocument.Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length), new JsonDocumentOptions { MaxDepth = limits.MaxJsonDepth });
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
+            var document = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = limits.MaxJsonDepth });
+            var kind = document.RootElement.ValueKind;
+            if (kind != JsonValueKind.Object)
             {
                 document.Dispose();
-                throw new BadRequestException($"The request body must be a JSON object, not {Describe(document.RootElement.ValueKind)}.");
+                throw new BadRequestException($"The request body must be a JSON object, not {Describe(kind)}.");
             }
 
             return document;

@@ -1,0 +1,59 @@
+using System.Net.Http.Headers;
+using OrleansGpu.Tests.Support;
+
+namespace OrleansGpu.Tests.Api;
+
+/// <summary>
+/// One real Api.Front process for the API tests, with an API key, one job at a time and a short queue (so that the
+/// busy path can be reached), and a 2 MiB body limit.
+/// </summary>
+public sealed class FrontFixture : IAsyncLifetime
+{
+    public const string Key = "test-key-0123456789";
+
+    private readonly TestModelsFolder _models = new();
+
+    public FrontProcess Front { get; private set; } = null!;
+
+    public async ValueTask InitializeAsync()
+    {
+        Front = FrontProcess.Start(_models.Directory, new Dictionary<string, string>
+        {
+            ["API_KEY"] = Key,
+            ["GPU_MAX_CONCURRENT"] = "1",
+            ["GPU_MAX_QUEUE"] = "2",
+            ["GPU_MAX_BATCH_SIZE"] = "600",
+            ["GPU_MAX_BODY_BYTES"] = (2 * 1024 * 1024).ToString(),
+        });
+        await Front.WaitUntilHealthyAsync();
+    }
+
+    /// <summary>A client that sends the key as X-API-Key.</summary>
+    public HttpClient Client()
+    {
+        var http = Anonymous();
+        http.DefaultRequestHeaders.Add("X-API-Key", Key);
+        return http;
+    }
+
+    public HttpClient Bearer()
+    {
+        var http = Anonymous();
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", Key);
+        return http;
+    }
+
+    public HttpClient Anonymous() => new() { BaseAddress = Front.BaseAddress, Timeout = TimeSpan.FromMinutes(5) };
+
+    public async ValueTask DisposeAsync()
+    {
+        await Front.DisposeAsync();
+        _models.Dispose();
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class FrontCollection : ICollectionFixture<FrontFixture>
+{
+    public const string Name = "Front";
+}
