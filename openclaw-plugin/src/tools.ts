@@ -1,0 +1,210 @@
+// The five agent tools. Each answers with a short text for the model and the full data in `details`, under its
+// own key (OpenClaw reserves status/ok/success/error/timedOut/exitCode at the top of details).
+
+import type { ConfigResult, GpuConfig } from "./config.js";
+import { HostPool, ServiceError } from "./client.js";
+
+export interface ToolResult {
+  content: Array<{ type: "text"; text: string }>;
+  details: Record<string, unknown>;
+  isError?: boolean;
+}
+
+export interface Tool {
+  name: string;
+  label: string;
+  description: string;
+  parameters: Record<string, unknown>;
+  execute(toolCallId: string, params: Record<string, unknown>, signal?: AbortSignal): Promise<ToolResult>;
+}
+
+export const TOOL_NAMES = ["gpu_health", "gpu_info", "gpu_status", "gpu_bertscore", "gpu_embed"] as const;
+
+const noParameters = { type: "object", properties: {}, additionalProperties: false };
+
+const stringArray = (description: string) => ({ type: "array", items: { type: "string" }, minItems: 1, description });
+
+function text(message: string, details: Record<string, unknown>, isError = false): ToolResult {
+  return { content: [{ type: "text", text: message }], details, ...(isError ? { isError: true } : {}) };
+}
+
+function failure(error: unknown): ToolResult {
+  const message = error instanceof Error ? error.message : String(error);
+  const kind = error instanceof ServiceError ? "rejected" : error instanceof Error && error.name === "AbortError" ? "cancelled" : "unavailable";
+  return text(`GPU error: ${message}`, { failure: { kind, message } }, true);
+}
+
+/** Checks tool arguments the way the service will, so that the model gets a precise message without a round trip. */
+function strings(params: Record<string, unknown>, name: string, config: GpuConfig): string[] {
+  const value = params[name];
+  if (!Array.isArray(value) || value.length === 0 || value.some((v) => typeof v !== "string")) {
+    throw new ServiceError(`'${name}' must be a non-empty array of strings`, 400, "plugin");
+  }
+  if (value.length > config.limits.maxBatchSize) {
+    throw new ServiceError(`'${name}' has ${value.length} items; at most ${config.limits.maxBatchSize} per call`, 400, "plugin");
+  }
+  const long = value.findIndex((v: string) => v.length > config.limits.maxTextLength);
+  if (long >= 0) {
+    throw new ServiceError(`'${name}[${long}]' is longer than ${config.limits.maxTextLength} characters`, 400, "plugin");
+  }
+  return value as string[];
+}
+
+function references(params: Record<string, unknown>, config: GpuConfig): string[] | string[][] {
+  const value = params.references;
+  if (Array.isArray(value) && value.length > 0 && value.every((v) => Array.isArray(v))) {
+    return value.map((group, i) => strings({ [`references[${i}]`]: group }, `references[${i}]`, config));
+  }
+  return strings(params, "references", config);
+}
+
+function mean(values: Array<number | null>): number {
+  const finite = values.filter((v): v is number => typeof v === "number");
+  return finite.length === 0 ? NaN : finite.reduce((a, b) => a + b, 0) / finite.length;
+}
+
+/**
+ * Builds the tools over a config that may be missing: then every tool answers with the reason instead of throwing,
+ * so installing the plugin never breaks the gateway.
+ */
+export function createTools(config: ConfigResult, pool: HostPool | undefined): Tool[] {
+  const run =
+    (body: (config: GpuConfig, pool: HostPool, params: Record<string, unknown>, signal?: AbortSignal) => Promise<ToolResult>) =>
+    async (_id: string, params: Record<string, unknown>, signal?: AbortSignal): Promise<ToolResult> => {
+      if (!config.ok || !pool) {
+        return text(`GPU plugin is not configured: ${config.ok ? "no host pool" : config.reason}`, { failure: { kind: "not_configured" } }, true);
+      }
+      try {
+        return await body(config.config, pool, params ?? {}, signal);
+      } catch (error) {
+        return failure(error);
+      }
+    };
+
+  return [
+    {
+      name: "gpu_health",
+      label: "GPU health",
+      description: "Checks that the GPU hosts are up: each host's health and device (cuda or cpu).",
+      parameters: noParameters,
+      execute: run(async (_c, pool, _p, signal) => {
+        const answers = await pool.each<{ status?: string; device?: string }>("/health", signal);
+        const up = answers.filter((a) => a.data);
+        const lines = answers.map((a) => (a.data ? `${a.host.name}: ${a.data.status ?? "ok"} (${a.data.device ?? "?"})` : `${a.host.name}: down (${a.error})`));
+        return text(
+          `${up.length}/${answers.length} GPU host(s) up.\n${lines.join("\n")}`,
+          { health: answers.map((a) => ({ host: a.host.name, url: a.host.url, up: Boolean(a.data), response: a.data, problem: a.error })) },
+          up.length === 0,
+        );
+      }),
+    },
+    {
+      name: "gpu_info",
+      label: "GPU info",
+      description: "Describes the GPU service: device, GPU name, memory, CUDA version and the loaded models, per host.",
+      parameters: noParameters,
+      execute: run(async (_c, pool, _p, signal) => {
+        const answer = await pool.request<{ device?: string; device_name?: string; loaded_models?: string[] }>("/info", { signal });
+        const info = answer.data;
+        return text(
+          `${answer.host}: ${info.device ?? "?"} ${info.device_name ?? ""}; loaded models: ${(info.loaded_models ?? []).join(", ") || "none"}`.trim(),
+          { info, host: answer.host },
+        );
+      }),
+    },
+    {
+      name: "gpu_status",
+      label: "GPU status",
+      description: "Shows the GPU job queue (running, waiting, free slots) and active jobs with their progress, per host.",
+      parameters: noParameters,
+      execute: run(async (_c, pool, _p, signal) => {
+        const answers = await pool.each<{ queue?: { in_flight?: number; available_slots?: number; waiting_estimate?: number }; active_jobs?: unknown[] }>(
+          "/status",
+          signal,
+        );
+        const lines = answers.map((a) =>
+          a.data
+            ? `${a.host.name}: ${a.data.queue?.in_flight ?? 0} running, ${a.data.queue?.waiting_estimate ?? 0} waiting, ${a.data.queue?.available_slots ?? 0} free slot(s), ${a.data.active_jobs?.length ?? 0} active job(s)`
+            : `${a.host.name}: unreachable (${a.error})`,
+        );
+        return text(lines.join("\n"), { queues: answers.map((a) => ({ host: a.host.name, response: a.data, problem: a.error })) }, answers.every((a) => !a.data));
+      }),
+    },
+    {
+      name: "gpu_bertscore",
+      label: "BERTScore",
+      description:
+        "Scores candidate texts against reference texts with BERTScore (precision, recall, F1), computed on a GPU host exactly as bert_score does.",
+      parameters: {
+        type: "object",
+        additionalProperties: false,
+        required: ["candidates", "references"],
+        properties: {
+          candidates: stringArray("Texts to score."),
+          references: {
+            description: "One reference per candidate, or a list of references per candidate (the best score is kept).",
+            anyOf: [stringArray("One reference per candidate."), { type: "array", minItems: 1, items: stringArray("References of one candidate.") }],
+          },
+          model_type: { type: "string", description: "Model, e.g. microsoft/deberta-xlarge-mnli (the service default) or roberta-large." },
+          model: { type: "string", description: "Alias of model_type." },
+          lang: { type: "string", description: "Language of the texts, for baseline rescaling (default en)." },
+          num_layers: { type: "integer", minimum: 0, description: "Hidden layer to use (default: bert_score's choice for the model)." },
+          idf: { type: "boolean", description: "Weigh tokens by inverse document frequency over the references." },
+          rescale_with_baseline: { type: "boolean", description: "Rescale scores with bert_score's baseline for the model." },
+        },
+      },
+      execute: run(async (config, pool, params, signal) => {
+        const candidates = strings(params, "candidates", config);
+        const refs = references(params, config);
+        if (candidates.length !== refs.length) {
+          throw new ServiceError(`${candidates.length} candidates but ${refs.length} references; they must pair up`, 400, "plugin");
+        }
+        const body: Record<string, unknown> = { candidates, references: refs };
+        const model = params.model_type ?? params.model ?? config.models.bertscore;
+        if (typeof model === "string") body.model_type = model;
+        for (const key of ["lang", "num_layers", "idf", "rescale_with_baseline"]) {
+          if (params[key] !== undefined) body[key] = params[key];
+        }
+        const answer = await pool.request<{ precision: Array<number | null>; recall: Array<number | null>; f1: Array<number | null>; model?: string; hash?: string }>(
+          "/bertscore",
+          { body, signal },
+        );
+        const r = answer.data;
+        const f1 = r.f1.map((v, i) => `#${i}: ${v === null ? "n/a" : v.toFixed(4)}`);
+        return text(
+          `BERTScore (${r.model ?? model ?? "default model"}) over ${r.f1.length} pair(s): mean P ${mean(r.precision).toFixed(4)}, R ${mean(r.recall).toFixed(4)}, F1 ${mean(r.f1).toFixed(4)}.\nF1 per pair: ${f1.slice(0, 20).join(", ")}${f1.length > 20 ? ", …" : ""}`,
+          { bertscore: r, host: answer.host },
+        );
+      }),
+    },
+    {
+      name: "gpu_embed",
+      label: "Embeddings",
+      description: "Computes sentence embeddings for texts on a GPU host (default all-MiniLM-L6-v2, L2-normalised).",
+      parameters: {
+        type: "object",
+        additionalProperties: false,
+        required: ["texts"],
+        properties: {
+          texts: stringArray("Texts to embed."),
+          model: { type: "string", description: "Embedding model, e.g. all-MiniLM-L6-v2 (the default)." },
+        },
+      },
+      execute: run(async (config, pool, params, signal) => {
+        const texts = strings(params, "texts", config);
+        const model = typeof params.model === "string" ? params.model : config.models.embed;
+        const answer = await pool.request<{ embeddings: number[][]; model: string; dimensions: number }>("/embed", {
+          body: model ? { texts, model } : { texts },
+          signal,
+        });
+        const r = answer.data;
+        const preview = r.embeddings[0]?.slice(0, 4).map((v) => v.toFixed(4)).join(", ");
+        // Vectors are summarised for the model; the full vectors are in details.
+        return text(
+          `Embedded ${r.embeddings.length} text(s) with ${r.model}: ${r.dimensions} dimensions each (first vector starts ${preview}, …). Full vectors are in the tool result details.`,
+          { embeddings: r, host: answer.host },
+        );
+      }),
+    },
+  ];
+}
