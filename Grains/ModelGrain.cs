@@ -45,12 +45,11 @@ public sealed class ModelGrain(
     {
         var model = await EmbeddingAsync();
         var options = new EmbedOptions { Normalize = work.Normalize, Truncate = work.Truncate, BatchSize = hostOptions.EmbedBatch };
-        var batches = (work.Texts.Count + options.BatchSize - 1) / options.BatchSize;
         var vectors = await Task.Run(
             () => Translate(() => model.Embed(
                 work.Texts,
                 options,
-                done => jobs.ReportProgress(jobId, done, work.Texts.Count, (done + options.BatchSize - 1) / options.BatchSize, batches),
+                p => jobs.ReportProgress(jobId, p.Done, p.Total, p.Batch, p.Batches),
                 cancellationToken)),
             cancellationToken);
         return new EmbeddingBatch(work.Model, work.Texts.Count, model.Dimensions, EmbeddingBatch.Pack(vectors), hostOptions.HostName);

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using OrleansGpu.Inference.Embeddings;
 using OrleansGpu.Inference.Models;
 using OrleansGpu.Inference.Onnx;
 using OrleansGpu.Inference.Tokenization;
@@ -104,7 +105,7 @@ public sealed class BertScoreModel : IDisposable
         var weights = request.Idf
             ? TokenWeights.InverseDocumentFrequency(pairReferences.Select(r => tokens[r]))
             : TokenWeights.Uniform(Tokenizer.Special);
-        var embeddings = EmbedTokens(encoder, tokens, request.BatchSize, onBatchDone, cancellationToken);
+        var embeddings = EmbedTokens(encoder, tokens, request.BatchSize, request.MaxBatchTokens, onBatchDone, cancellationToken);
 
         var pairs = GreedyMatcher.ScorePairs(
             pairCandidates.Select(c => embeddings[c]).ToList(),
@@ -153,23 +154,30 @@ public sealed class BertScoreModel : IDisposable
     }
 
     private Dictionary<string, TokenEmbeddings> EmbedTokens(
-        OnnxEncoder encoder, Dictionary<string, int[]> tokens, int batchSize, Action<int, int>? onBatchDone, CancellationToken cancellationToken)
+        OnnxEncoder encoder, Dictionary<string, int[]> tokens, int batchSize, int maxBatchTokens, Action<int, int>? onBatchDone, CancellationToken cancellationToken)
     {
         var texts = tokens.Keys.OrderByDescending(t => tokens[t].Length).ToList();
         var result = new Dictionary<string, TokenEmbeddings>(texts.Count, StringComparer.Ordinal);
-        var size = Math.Max(1, batchSize);
-        var batches = (texts.Count + size - 1) / size;
-        for (var start = 0; start < texts.Count; start += size)
+        var batchesDone = 0;
+        var batches = 0;
+        for (var start = 0; start < texts.Count; start += Batching.Size(tokens[texts[start]].Length, batchSize, maxBatchTokens, texts.Count - start))
+        {
+            batches++;
+        }
+
+        var done = 0;
+        for (var start = 0; start < texts.Count; start += done)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var chunk = texts.GetRange(start, Math.Min(size, texts.Count - start));
+            done = Batching.Size(tokens[texts[start]].Length, batchSize, maxBatchTokens, texts.Count - start);
+            var chunk = texts.GetRange(start, done);
             using var states = encoder.Run([.. chunk.Select(t => tokens[t])], Tokenizer.Special.Pad);
             for (var k = 0; k < chunk.Count; k++)
             {
                 result[chunk[k]] = TokenEmbeddings.FromStates(states, k, tokens[chunk[k]].Length);
             }
 
-            onBatchDone?.Invoke((start / size) + 1, batches);
+            onBatchDone?.Invoke(++batchesDone, batches);
         }
 
         return result;

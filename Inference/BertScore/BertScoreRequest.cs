@@ -26,6 +26,9 @@ public sealed record BertScoreRequest
     /// <summary>Sentences per forward pass and pairs per matching chunk; bert_score's default is 64.</summary>
     public int BatchSize { get; init; } = 64;
 
+    /// <summary>Padded tokens per forward pass; long texts go in smaller batches (see <c>EmbedOptions.MaxBatchTokens</c>).</summary>
+    public int MaxBatchTokens { get; init; } = 16_384;
+
     /// <summary>Pairs each candidate with one reference.</summary>
     public static IReadOnlyList<IReadOnlyList<string>> Single(IReadOnlyList<string> references) =>
         [.. references.Select(r => (IReadOnlyList<string>)[r])];

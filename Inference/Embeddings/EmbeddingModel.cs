@@ -15,6 +15,12 @@ public sealed record EmbedOptions
 
     /// <summary>Texts per forward pass.</summary>
     public int BatchSize { get; init; } = 32;
+
+    /// <summary>
+    /// Padded tokens per forward pass (texts × longest text): long texts go in smaller batches, which bounds the
+    /// attention buffers (they grow with the square of the length).
+    /// </summary>
+    public int MaxBatchTokens { get; init; } = 16_384;
 }
 
 /// <summary>
@@ -86,9 +92,9 @@ public sealed class EmbeddingModel : IDisposable
 
     /// <summary>
     /// Embeds <paramref name="texts"/>; returns <c>texts.Count × Dimensions</c> floats, row-major, in input order.
-    /// <paramref name="onBatchDone"/> is told how many texts are done after each forward pass.
+    /// <paramref name="onBatchDone"/> hears after each forward pass how far the work is.
     /// </summary>
-    public float[] Embed(IReadOnlyList<string> texts, EmbedOptions? options = null, Action<int>? onBatchDone = null, CancellationToken cancellationToken = default)
+    public float[] Embed(IReadOnlyList<string> texts, EmbedOptions? options = null, Action<BatchProgress>? onBatchDone = null, CancellationToken cancellationToken = default)
     {
         options ??= new EmbedOptions();
         var sequences = Tokenize(texts, options.Truncate);
@@ -96,7 +102,7 @@ public sealed class EmbeddingModel : IDisposable
     }
 
     /// <summary>Embeds already tokenized sequences (see <see cref="Tokenize"/>).</summary>
-    public float[] Embed(int[][] sequences, EmbedOptions options, Action<int>? onBatchDone = null, CancellationToken cancellationToken = default)
+    public float[] Embed(int[][] sequences, EmbedOptions options, Action<BatchProgress>? onBatchDone = null, CancellationToken cancellationToken = default)
     {
         var dims = Dimensions;
         var output = new float[sequences.Length * dims];
@@ -107,27 +113,32 @@ public sealed class EmbeddingModel : IDisposable
 
         // Longest first, so each batch holds texts of similar length and little padding.
         var order = Enumerable.Range(0, sequences.Length).OrderByDescending(i => sequences[i].Length).ToArray();
-        var batchSize = Math.Max(1, options.BatchSize);
+        var sizes = new List<int>();
+        for (var start = 0; start < order.Length; start += sizes[^1])
+        {
+            sizes.Add(Batching.Size(sequences[order[start]].Length, options.BatchSize, options.MaxBatchTokens, order.Length - start));
+        }
+
         var done = 0;
-        var batch = new List<int[]>(batchSize);
-        for (var start = 0; start < order.Length; start += batchSize)
+        var batch = new List<int[]>(sizes[0]);
+        for (var b = 0; b < sizes.Count; b++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var count = Math.Min(batchSize, order.Length - start);
+            var start = done;
             batch.Clear();
-            for (var k = 0; k < count; k++)
+            for (var k = 0; k < sizes[b]; k++)
             {
                 batch.Add(sequences[order[start + k]]);
             }
 
             using var states = _encoder.Run(batch, Tokenizer.Special.Pad);
-            for (var k = 0; k < count; k++)
+            for (var k = 0; k < sizes[b]; k++)
             {
                 Pooling.MeanPool(states, k, batch[k].Length, output.AsSpan(order[start + k] * dims, dims), options.Normalize);
             }
 
-            done += count;
-            onBatchDone?.Invoke(done);
+            done += sizes[b];
+            onBatchDone?.Invoke(new BatchProgress(done, sequences.Length, b + 1, sizes.Count));
         }
 
         return output;
@@ -135,6 +146,9 @@ public sealed class EmbeddingModel : IDisposable
 
     public void Dispose() => _encoder.Dispose();
 }
+
+/// <summary>How far an embedding call is: texts done of all, forward passes done of all.</summary>
+public readonly record struct BatchProgress(int Done, int Total, int Batch, int Batches);
 
 /// <summary>A text is longer than the model accepts and truncation was turned off.</summary>
 public sealed class InputTooLongException(int index, int tokens, int maxTokens)

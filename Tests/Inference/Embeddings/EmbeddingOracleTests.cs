@@ -128,9 +128,23 @@ public sealed class EmbeddingOracleTests(MiniLmFixture minilm)
     public void Progress_is_reported_after_every_batch()
     {
         var texts = Enumerable.Range(0, 10).Select(i => $"sentence number {i}").ToArray();
-        var reports = new List<int>();
+        var reports = new List<BatchProgress>();
         minilm.Embedding.Embed(texts, new EmbedOptions { BatchSize = 4 }, reports.Add);
-        Assert.Equal([4, 8, 10], reports);
+        Assert.Equal([new(4, 10, 1, 3), new(8, 10, 2, 3), new(10, 10, 3, 3)], reports);
+    }
+
+    [Fact]
+    public void Long_texts_go_in_smaller_batches_within_the_token_budget()
+    {
+        var texts = Enumerable.Range(0, 6).Select(i => string.Join(' ', Enumerable.Repeat($"word{i}", 300))).ToArray();
+        var reports = new List<BatchProgress>();
+        var budgeted = minilm.Embedding.Embed(texts, new EmbedOptions { BatchSize = 32, MaxBatchTokens = 600 }, reports.Add);
+        Assert.Equal(3, reports.Count); // 256 tokens each: two per 600-token batch
+        var unbudgeted = minilm.Embedding.Embed(texts);
+        for (var k = 0; k < budgeted.Length; k++)
+        {
+            Assert.Equal(unbudgeted[k], budgeted[k], 1e-5f);
+        }
     }
 
     [Fact]
