@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
+using Orleans.Dashboard;
 using OrleansGpu.Api.Auth;
 using OrleansGpu.Api.Endpoints;
 using OrleansGpu.Api.Hosting;
@@ -60,6 +61,7 @@ app.MapSeedEndpoints();
 app.MapOpenAiEndpoints();
 app.MapOpenApi();
 app.MapMetrics();
+app.MapOrleansDashboard(ApiKeyAuthenticationHandler.DashboardPath);
 
 app.Run();
 

@@ -1,12 +1,33 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using OrleansGpu.Grains.Hosting;
 
 // A GPU host: one silo whose grains hold the loaded models of this machine's GPU (or CPU).
-var builder = Host.CreateApplicationBuilder(args);
+//   Silo.Gpu               run the silo
+//   Silo.Gpu apply-schema  create or update the PostgreSQL membership schema, then exit
+var builder = Host.CreateApplicationBuilder(args.Where(a => a != "apply-schema").ToArray());
+var cluster = ClusterSettings.FromConfiguration(builder.Configuration);
+
+if (args.Contains("apply-schema"))
+{
+    using var loggers = LoggerFactory.Create(l => l.AddSimpleConsole(o => o.SingleLine = true));
+    var logger = loggers.CreateLogger("Silo.Gpu");
+    if (cluster.ConnectionString is not { } connection)
+    {
+        logger.LogError("apply-schema needs a PostgreSQL connection string: set ORLEANS_POSTGRES or Cluster:ConnectionString");
+        return 2;
+    }
+
+    await PostgresSchema.ApplyAsync(connection, logger);
+    return 0;
+}
+
 builder.UseOrleans(silo =>
 {
-    ClusterSettings.FromConfiguration(builder.Configuration).ConfigureSilo(silo);
+    cluster.ConfigureSilo(silo);
     silo.AddGpuHost(builder.Configuration);
 });
 
 await builder.Build().RunAsync();
+return 0;

@@ -77,10 +77,36 @@ public sealed class ApiKeyAuthenticationHandler(
             return Task.FromResult(AuthenticateResult.NoResult());
         }
 
-        return Task.FromResult(keys.Matches(presented)
-            ? Success("api-key")
-            : AuthenticateResult.Fail("The API key is not valid."));
+        if (!keys.Matches(presented))
+        {
+            return Task.FromResult(AuthenticateResult.Fail("The API key is not valid."));
+        }
+
+        if (IsDashboard(Request) && Request.Query.ContainsKey(DashboardQuery))
+        {
+            // A browser cannot add headers to the dashboard's own requests: remember the key in a cookie that only
+            // the dashboard's paths receive.
+            Response.Cookies.Append(DashboardCookie, presented, new CookieOptions
+            {
+                HttpOnly = true,
+                SameSite = SameSiteMode.Strict,
+                Secure = Request.IsHttps,
+                Path = DashboardPath,
+            });
+        }
+
+        return Task.FromResult(Success("api-key"));
     }
+
+    /// <summary>Where the Orleans dashboard is mapped.</summary>
+    public const string DashboardPath = "/dashboard";
+
+    /// <summary>Open the dashboard once as <c>/dashboard?api_key=KEY</c>; the cookie carries the key from then on.</summary>
+    public const string DashboardQuery = "api_key";
+
+    private const string DashboardCookie = "orleansgpu_dashboard_key";
+
+    private static bool IsDashboard(HttpRequest request) => request.Path.StartsWithSegments(DashboardPath);
 
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
@@ -100,9 +126,25 @@ public sealed class ApiKeyAuthenticationHandler(
         }
 
         var authorization = request.Headers.Authorization.ToString();
-        return authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)
-            ? authorization["Bearer ".Length..].Trim()
-            : null;
+        if (authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            return authorization["Bearer ".Length..].Trim();
+        }
+
+        if (IsDashboard(request))
+        {
+            if (request.Query.TryGetValue(DashboardQuery, out var query) && query.ToString() is { Length: > 0 } fromQuery)
+            {
+                return fromQuery;
+            }
+
+            if (request.Cookies.TryGetValue(DashboardCookie, out var cookie) && cookie is { Length: > 0 })
+            {
+                return cookie;
+            }
+        }
+
+        return null;
     }
 
     private AuthenticateResult Success(string name) =>

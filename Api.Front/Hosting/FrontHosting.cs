@@ -1,23 +1,30 @@
 using System.Net;
 using Orleans.Configuration;
+using Orleans.Dashboard;
 using OrleansGpu.Grains.Hosting;
 
 namespace OrleansGpu.Api.Hosting;
 
 /// <summary>
-/// How the front joins the cluster. <c>Cluster:Mode</c> = <c>cohost</c> (the default with nothing configured): the
-/// front hosts a GPU silo itself, so one process serves everything. <c>client</c>: a pure Orleans client of the
-/// silos' gateways (<c>Cluster:Gateways</c>, localhost ports).
+/// How the front joins the cluster (<c>Cluster:Mode</c>). <c>cohost</c>, the default with localhost clustering: the
+/// front hosts a GPU silo itself, so one process serves everything. <c>client</c>, the default with PostgreSQL
+/// clustering: a pure Orleans client of the silos' gateways.
 /// </summary>
 public static class FrontHosting
 {
-    public static bool IsCoHosted(IConfiguration configuration) =>
-        !string.Equals(configuration["Cluster:Mode"], "client", StringComparison.OrdinalIgnoreCase);
+    public static bool IsCoHosted(IConfiguration configuration, ClusterSettings cluster) =>
+        configuration["Cluster:Mode"]?.Trim().ToLowerInvariant() switch
+        {
+            "client" => false,
+            "cohost" => true,
+            null or "" => cluster.Provider == ClusterProvider.Localhost,
+            var other => throw new ArgumentException($"Cluster:Mode '{other}' is unknown: use cohost or client."),
+        };
 
     public static void AddCluster(this WebApplicationBuilder builder)
     {
         var cluster = ClusterSettings.FromConfiguration(builder.Configuration);
-        if (IsCoHosted(builder.Configuration))
+        if (IsCoHosted(builder.Configuration, cluster))
         {
             builder.UseOrleans(silo =>
             {
@@ -30,19 +37,20 @@ public static class FrontHosting
 
         builder.UseOrleansClient(client =>
         {
-            client.UseLocalhostClustering([.. cluster.Gateways], cluster.ServiceId, cluster.ClusterId);
+            cluster.ConfigureClient(client);
+            client.AddDashboard();
             ConfigureTimeouts(client.Services);
         });
     }
 
     /// <summary>
     /// BERTScore on a large model can run for minutes, so grain calls wait longer than Orleans' 30 s default; a dead
-    /// host is not waited for, since the router retries as soon as it leaves membership.
+    /// host is not waited for, since the router sends requests again as soon as a host leaves membership.
     /// </summary>
     private static void ConfigureTimeouts(IServiceCollection services)
     {
-        services.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMinutes(10));
-        services.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMinutes(10));
+        services.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMinutes(5));
+        services.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMinutes(5));
     }
 }
 

@@ -18,6 +18,11 @@ public sealed class HostRouter(IClusterClient client, RoutingOptions options, IL
     private static readonly TimeSpan LoadTimeout = TimeSpan.FromSeconds(2);
 
     private readonly ConcurrentDictionary<string, HostState> _states = new(StringComparer.Ordinal);
+
+    // Cancelled whenever a host leaves the cluster. An Orleans client cannot tell which gateway silo carried a
+    // request, and a request carried by a silo that died gets no answer until its timeout, whatever host it was
+    // for; so every request in flight at that moment is sent again (they are idempotent).
+    private CancellationTokenSource _membershipChanged = new();
     private volatile IReadOnlyList<HostLoad> _hosts = [];
     private int _roundRobin = -1;
     private DateTimeOffset _refreshedAt = DateTimeOffset.MinValue;
@@ -59,15 +64,21 @@ public sealed class HostRouter(IClusterClient client, RoutingOptions options, IL
             var loads = await Task.WhenAll(names.Select(LoadOrNullAsync));
             var live = loads.OfType<HostLoad>().OrderBy(l => l.Host, StringComparer.Ordinal).ToList();
 
-            foreach (var (name, state) in _states)
+            var left = _hosts.Select(h => h.Host).Concat(_states.Keys).Distinct().Where(h => !names.Contains(h)).ToList();
+            foreach (var name in left)
             {
-                if (!names.Contains(name))
+                // The host left the cluster: requests still waiting on it go elsewhere now, not at their timeout.
+                if (_states.TryRemove(name, out var state))
                 {
-                    // The host left the cluster: requests still waiting on it go elsewhere now, not at their timeout.
                     state.MarkGone();
-                    _states.TryRemove(name, out _);
-                    logger.LogWarning("GPU host {Host} left the cluster; its requests are retried on other hosts", name);
                 }
+
+                logger.LogWarning("GPU host {Host} left the cluster; requests in flight are sent again", name);
+            }
+
+            if (left.Count > 0)
+            {
+                Interlocked.Exchange(ref _membershipChanged, new CancellationTokenSource()).Cancel();
             }
 
             _hosts = live;
@@ -131,11 +142,19 @@ public sealed class HostRouter(IClusterClient client, RoutingOptions options, IL
 
             tried.Add(host);
             var state = _states.GetOrAdd(host, _ => new HostState());
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, state.Gone);
+            var membershipChanged = Volatile.Read(ref _membershipChanged).Token;
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, state.Gone, membershipChanged);
             state.Add(tokens);
             try
             {
                 return await call(client.GetGrain<IGpuHostGrain>(host), linked.Token);
+            }
+            catch (OperationCanceledException) when (membershipChanged.IsCancellationRequested && !state.Gone.IsCancellationRequested && !requestAborted.IsCancellationRequested)
+            {
+                // Another host left while this one worked on the request: the host is fine, ask it (or another) again.
+                tried.Remove(host);
+                Interlocked.Increment(ref _retries);
+                logger.LogInformation("Cluster membership changed while {Host} served a request; sending it again", host);
             }
             catch (InvalidWorkException)
             {
@@ -226,8 +245,10 @@ public sealed class HostRouter(IClusterClient client, RoutingOptions options, IL
             return Load(a) <= Load(b) ? a.Host : b.Host;
         }
 
-        var best = candidates.Min(Load);
-        var lightest = candidates.Where(c => Load(c) == best).ToList();
+        // Read each load once: the pending counts move while we look.
+        var loads = candidates.Select(c => (c.Host, Load: Load(c))).ToList();
+        var best = loads.Min(l => l.Load);
+        var lightest = loads.Where(l => l.Load == best).ToList();
         return lightest[Random.Shared.Next(lightest.Count)].Host;
     }
 

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Orleans.Configuration;
+using Orleans.Dashboard;
 using Orleans.Hosting;
 using OrleansGpu.Grains.Placement;
 using OrleansGpu.Inference.Models;
@@ -37,6 +38,9 @@ public static class GpuSiloHosting
             o.ClassSpecificCollectionAge[typeof(ModelGrain).FullName!] = TimeSpan.FromHours(1);
         });
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, DefaultModelWarmup>();
+
+        // The Orleans dashboard's per-silo data and grain profiling come from every silo.
+        silo.AddDashboard();
         return silo;
     }
 }

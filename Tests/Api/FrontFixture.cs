@@ -13,11 +13,11 @@ public sealed class FrontFixture : IAsyncLifetime
 
     private readonly TestModelsFolder _models = new();
 
-    public FrontProcess Front { get; private set; } = null!;
+    public ServiceProcess Front { get; private set; } = null!;
 
     public async ValueTask InitializeAsync()
     {
-        Front = FrontProcess.Start(_models.Directory, new Dictionary<string, string>
+        Front = ServiceProcess.Start(_models.Directory, new Dictionary<string, string>
         {
             ["API_KEY"] = Key,
             ["GPU_MAX_CONCURRENT"] = "1",

@@ -43,7 +43,7 @@ public sealed class SeedShapeTests(FrontFixture fixture)
     public async Task Without_a_key_the_front_refuses_to_listen_beyond_loopback()
     {
         using var models = new TestModelsFolder();
-        await using var front = FrontProcess.Start(models.Directory, urls: $"http://0.0.0.0:{FrontProcess.FreePort()}");
+        await using var front = ServiceProcess.Start(models.Directory, urls: $"http://0.0.0.0:{ServiceProcess.FreePort()}");
         var code = await front.WaitForExitAsync(TimeSpan.FromSeconds(60));
         Assert.NotEqual(0, code);
         Assert.Contains("without an API key", front.Output);

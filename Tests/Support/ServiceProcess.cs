@@ -6,15 +6,15 @@ using System.Text;
 namespace OrleansGpu.Tests.Support;
 
 /// <summary>
-/// A real <c>Api.Front</c> process on loopback (its one-machine default: a co-hosted GPU silo), started with the
-/// given environment and stopped (killed) on dispose. Its output is kept for diagnostics.
+/// A real process of ours on loopback: <c>Api.Front</c> (by default its one-machine mode, a co-hosted GPU silo) or
+/// <c>Silo.Gpu</c>, started with the given environment and killed on dispose. Its output is kept for diagnostics.
 /// </summary>
-public sealed class FrontProcess : IAsyncDisposable
+public sealed class ServiceProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
 
-    private FrontProcess(Process process, int port)
+    private ServiceProcess(Process process, int port)
     {
         _process = process;
         Port = port;
@@ -38,6 +38,8 @@ public sealed class FrontProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    public int ProcessId => _process.Id;
+
     /// <summary>The front's build output beside the test's (same configuration).</summary>
     public static string AssemblyPath(string project = "Api.Front")
     {
@@ -53,7 +55,7 @@ public sealed class FrontProcess : IAsyncDisposable
     }
 
     /// <summary>Starts the front with its own silo and gateway ports, CPU inference and the given extra settings.</summary>
-    public static FrontProcess Start(string modelsDirectory, IReadOnlyDictionary<string, string>? environment = null, string? urls = null, string project = "Api.Front", params string[] arguments)
+    public static ServiceProcess Start(string modelsDirectory, IReadOnlyDictionary<string, string>? environment = null, string? urls = null, string project = "Api.Front", params string[] arguments)
     {
         var port = FreePort();
         var silo = FreePort();
@@ -85,7 +87,7 @@ public sealed class FrontProcess : IAsyncDisposable
         }
 
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };
-        var front = new FrontProcess(process, port);
+        var front = new ServiceProcess(process, port);
         process.OutputDataReceived += (_, e) => front.Append(e.Data);
         process.ErrorDataReceived += (_, e) => front.Append(e.Data);
         process.Start();

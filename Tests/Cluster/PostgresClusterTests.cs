@@ -1,0 +1,150 @@
+using System.Diagnostics;
+
+namespace OrleansGpu.Tests.Cluster;
+
+/// <summary>
+/// The production deployment in real processes: PostgreSQL membership, separate Silo.Gpu processes, Api.Front as a
+/// pure client. Skipped, with the reason, when no PostgreSQL is configured.
+/// </summary>
+public sealed class PostgresClusterTests
+{
+    private static void RequirePostgres() => Assert.SkipUnless(ProcessCluster.BaseConnectionString is not null, ProcessCluster.SkipReason);
+
+    [Fact]
+    public async Task Five_hundred_requests_at_concurrency_16_all_succeed_while_a_silo_is_killed()
+    {
+        RequirePostgres();
+        await using var cluster = await ProcessCluster.CreateAsync();
+        foreach (var host in new[] { "gpu-a", "gpu-b", "gpu-c" })
+        {
+            cluster.StartSilo(host);
+        }
+
+        await cluster.StartFrontAsync();
+        await cluster.WaitForHostsAsync(3, TimeSpan.FromSeconds(120));
+
+        var killedAt = Stopwatch.StartNew();
+        var killed = 0;
+        var load = await cluster.LoadAsync(500, 16, async done =>
+        {
+            if (done == 150 && Interlocked.Exchange(ref killed, 1) == 0)
+            {
+                cluster.Kill("gpu-c");
+                killedAt.Restart();
+            }
+
+            await Task.CompletedTask;
+        });
+
+        AssertAllSucceeded(cluster, load);
+        Assert.True(load.ServedBy("gpu-c") > 0, "the victim served before it died");
+        Console.WriteLine($"worst latency with a silo killed (the failover gap): {load.Worst.TotalMilliseconds:0} ms");
+        TestContext.Current.SendDiagnosticMessage($"worst latency with a silo killed: {load.Worst.TotalMilliseconds:0} ms");
+
+        // Membership declares the killed silo dead (status 6) in the table.
+        while (await cluster.MembershipStatusAsync("gpu-c") != 6)
+        {
+            Assert.True(killedAt.Elapsed < TimeSpan.FromSeconds(60), "gpu-c was not declared dead within 60 s");
+            await Task.Delay(200);
+        }
+
+        Console.WriteLine($"gpu-c declared dead {killedAt.Elapsed.TotalSeconds:0.0} s after the kill (counting from the end of the load)");
+        await cluster.WaitForHostsAsync(2, TimeSpan.FromSeconds(30));
+    }
+
+    [Fact]
+    public async Task A_silo_started_during_load_joins_warms_its_models_and_receives_work()
+    {
+        RequirePostgres();
+        await using var cluster = await ProcessCluster.CreateAsync();
+        cluster.StartSilo("gpu-a");
+        cluster.StartSilo("gpu-b");
+        await cluster.StartFrontAsync();
+        await cluster.WaitForHostsAsync(2, TimeSpan.FromSeconds(120));
+
+        // Load runs until the new silo has joined and served some of it (at most 5,000 requests).
+        using var enough = new CancellationTokenSource(TimeSpan.FromMinutes(4));
+        var servedByNew = 0;
+        var started = 0;
+        var load = await cluster.LoadAsync(5000, 8, async done =>
+        {
+            if (done == 50 && Interlocked.Exchange(ref started, 1) == 0)
+            {
+                cluster.StartSilo("gpu-new");
+            }
+
+            await Task.CompletedTask;
+        }, enough.Token, onResult: r =>
+        {
+            if (r.Host == "gpu-new" && Interlocked.Increment(ref servedByNew) >= 20)
+            {
+                enough.Cancel();
+            }
+        });
+
+        AssertAllSucceeded(cluster, load);
+        Assert.Equal(3, await cluster.HostCountAsync());
+        Assert.Equal(3, await cluster.MembershipStatusAsync("gpu-new"));
+        using var info = System.Text.Json.JsonDocument.Parse(await cluster.Http.GetStringAsync("/info"));
+        var newHost = info.RootElement.GetProperty("hosts").EnumerateArray().Single(h => h.GetProperty("name").GetString() == "gpu-new");
+        Assert.Contains("all-MiniLM-L6-v2", newHost.GetProperty("loaded_models").EnumerateArray().Select(m => m.GetString()));
+        Assert.True(load.ServedBy("gpu-new") > 0, $"the new silo served none of the requests after it joined ({string.Join(", ", load.Requests.GroupBy(r => r.Host).Select(g => $"{g.Key}: {g.Count()}"))})");
+    }
+
+    [Fact]
+    public async Task Serving_goes_on_while_postgres_is_down_for_ten_seconds_and_membership_recovers()
+    {
+        RequirePostgres();
+        var stop = Environment.GetEnvironmentVariable("ORLEANSGPU_TEST_PG_STOP");
+        var start = Environment.GetEnvironmentVariable("ORLEANSGPU_TEST_PG_START");
+        Assert.SkipWhen(string.IsNullOrEmpty(stop) || string.IsNullOrEmpty(start),
+            "ORLEANSGPU_TEST_PG_STOP / ORLEANSGPU_TEST_PG_START are not set: this test cannot stop and start PostgreSQL (.ci/run sets them).");
+
+        await using var cluster = await ProcessCluster.CreateAsync();
+        cluster.StartSilo("gpu-a");
+        cluster.StartSilo("gpu-b");
+        await cluster.StartFrontAsync();
+        await cluster.WaitForHostsAsync(2, TimeSpan.FromSeconds(120));
+
+        var outage = Task.CompletedTask;
+        var began = 0;
+        var load = await cluster.LoadAsync(400, 8, async done =>
+        {
+            if (done == 40 && Interlocked.Exchange(ref began, 1) == 0)
+            {
+                outage = Task.Run(async () =>
+                {
+                    await Shell(stop!);
+                    await Task.Delay(TimeSpan.FromSeconds(10));
+                    await Shell(start!);
+                });
+            }
+
+            await Task.CompletedTask;
+        });
+        await outage;
+
+        AssertAllSucceeded(cluster, load);
+
+        // Back up: membership works again, so a new silo can join.
+        cluster.StartSilo("gpu-late");
+        await cluster.WaitForHostsAsync(3, TimeSpan.FromSeconds(120));
+        Assert.Equal(3, await cluster.MembershipStatusAsync("gpu-late"));
+    }
+
+    private static void AssertAllSucceeded(ProcessCluster cluster, LoadResult load)
+    {
+        var failed = load.Failed;
+        Assert.True(failed.Count == 0,
+            $"{failed.Count} of {load.Requests.Length} requests failed, first: {failed.FirstOrDefault()}\nfront log (end):\n{Tail(cluster.Front.Output)}");
+    }
+
+    private static string Tail(string text) => text.Length > 6000 ? text[^6000..] : text;
+
+    private static async Task Shell(string command)
+    {
+        using var process = Process.Start(new ProcessStartInfo("/bin/sh", ["-c", command]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        await process.WaitForExitAsync();
+        Assert.True(process.ExitCode == 0, $"'{command}' failed: {await process.StandardError.ReadToEndAsync()}");
+    }
+}
