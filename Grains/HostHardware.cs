@@ -36,12 +36,15 @@ public static class HostHardware
         return ("cpu", CpuName(), null, null, null);
     }
 
-    /// <summary>The device the setting will give: <c>cuda:N</c> when CUDA is usable (or forced), else <c>cpu</c>.</summary>
+    // Asked once per process: the load report reads it every second.
+    private static readonly Lazy<bool> GpuPresent = new(() => Run("nvidia-smi", "-L") is { Length: > 0 });
+
+    /// <summary>The device the setting will give: <c>cuda:N</c> when a GPU is present (or forced), else <c>cpu</c>.</summary>
     public static string Expected(ExecutionDevice setting) => setting.Kind switch
     {
         ExecutionDeviceKind.Cpu => "cpu",
         ExecutionDeviceKind.Cuda => $"cuda:{setting.DeviceId}",
-        _ => Run("nvidia-smi", "-L") is { Length: > 0 } ? "cuda:0" : "cpu",
+        _ => GpuPresent.Value ? "cuda:0" : "cpu",
     };
 
     private static string CpuName()

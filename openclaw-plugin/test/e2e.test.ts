@@ -10,7 +10,7 @@ import { registerWith } from "./mockApi.js";
 
 const oracles = resolve(import.meta.dirname, "..", "..", "..", "shared", "oracles");
 
-describe.skipIf(!frontDll)("end to end against the real Api.Front (skipped when Api.Front is not built: run dotnet build first)", () => {
+describe.skipIf(!frontDll)(`end to end against the real Api.Front${frontDll ? "" : " (skipped: Api.Front is not built; run dotnet build first)"}`, () => {
   let front: RunningFront;
   let tool: ReturnType<typeof registerWith>["tool"];
 

@@ -13,7 +13,7 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((h) => h.close()));
 });
 
-describe("tools against node:http GPU hosts", () => {
+describe("tools against fake GPU hosts (node:http servers standing in for GPU machines)", () => {
   it("sends each host's own key, or the fallback key, as X-API-Key", async () => {
     const a = await host(gpuService("a"));
     const b = await host(gpuService("b"));

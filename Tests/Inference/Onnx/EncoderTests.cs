@@ -29,7 +29,7 @@ public sealed class EncoderTests(MiniLmFixture minilm)
         Assert.Throws<ArgumentException>(() => ExecutionDevice.Parse(setting));
 
     [Fact]
-    public void Auto_device_runs_on_the_cpu_when_cuda_is_not_usable_MockFree_CpuOnlyMachine()
+    public void Auto_device_falls_back_to_the_cpu_when_cuda_is_not_usable()
     {
         using var encoder = OnnxEncoder.Open(minilm.Folder.OnnxPath, new EncoderOptions { Device = ExecutionDevice.Auto });
         if (encoder.OnGpu)
