@@ -128,3 +128,40 @@ public sealed class EncoderTests(MiniLmFixture minilm)
 
     private OnnxEncoder OpenCpu() => OnnxEncoder.Open(minilm.Folder.OnnxPath, MiniLmFixture.EncoderOptions);
 }
+
+/// <summary>The layer cut on a small synthetic graph whose LayerNorms are fused, as optimised exports have them.</summary>
+public sealed class FusedLayerCutTests
+{
+    [Fact]
+    public void The_end_of_a_layer_is_the_fused_layer_norm_that_applies_its_bias()
+    {
+        var model = new ModelProto { Graph = new GraphProto() };
+        var graph = model.Graph;
+        graph.Input.Add(new ValueInfoProto { Name = "input_ids" });
+        graph.Output.Add(new ValueInfoProto { Name = "last_hidden_state", Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = 1 } } });
+        foreach (var name in new[]
+        {
+            "embeddings.LayerNorm.bias", "encoder.layer.0.output.LayerNorm.weight", "encoder.layer.0.output.LayerNorm.bias",
+            "encoder.layer.1.output.LayerNorm.weight", "encoder.layer.1.output.LayerNorm.bias",
+        })
+        {
+            graph.Initializer.Add(new TensorProto { Name = name });
+        }
+
+        graph.Node.Add(new NodeProto { OpType = "Gather", Input = { "input_ids" }, Output = { "emb" } });
+        graph.Node.Add(new NodeProto { OpType = "LayerNormalization", Input = { "emb", "w", "embeddings.LayerNorm.bias" }, Output = { "h0" } });
+        graph.Node.Add(new NodeProto { OpType = "SkipLayerNormalization", Input = { "h0", "h0", "encoder.layer.0.output.LayerNorm.weight", "encoder.layer.0.output.LayerNorm.bias" }, Output = { "h1" } });
+        graph.Node.Add(new NodeProto { OpType = "SkipLayerNormalization", Input = { "h1", "h1", "encoder.layer.1.output.LayerNorm.weight", "encoder.layer.1.output.LayerNorm.bias" }, Output = { "last_hidden_state" } });
+
+        Assert.Equal(2, LayerCut.CountLayers(model));
+        var cut = model.Clone();
+        LayerCut.CutInPlace(cut, 1);
+        Assert.Equal("h1", Assert.Single(cut.Graph.Output).Name);
+        Assert.Equal(["Gather", "LayerNormalization", "SkipLayerNormalization"], cut.Graph.Node.Select(n => n.OpType));
+        Assert.DoesNotContain(cut.Graph.Initializer, i => i.Name.StartsWith("encoder.layer.1.", StringComparison.Ordinal));
+
+        var embeddingsOnly = model.Clone();
+        LayerCut.CutInPlace(embeddingsOnly, 0);
+        Assert.Equal("h0", Assert.Single(embeddingsOnly.Graph.Output).Name);
+    }
+}
