@@ -12,7 +12,7 @@ namespace OrleansGpu.Grains;
 /// </summary>
 [Reentrant]
 [SiloKeyedPlacement]
-public sealed class GpuHostGrain(HostJobs jobs, EncoderOptions encoderOptions, IGrainFactory grains) : Grain, IGpuHostGrain
+public sealed class GpuHostGrain(HostJobs jobs, HostModels models, EncoderOptions encoderOptions, IGrainFactory grains) : Grain, IGpuHostGrain
 {
     private static readonly string Version =
         typeof(GpuHostGrain).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
@@ -37,7 +37,7 @@ public sealed class GpuHostGrain(HostJobs jobs, EncoderOptions encoderOptions, I
     public async Task<HostInfo> GetInfoAsync()
     {
         var loaded = new List<ModelDescription>();
-        foreach (var name in LoadedModelNames)
+        foreach (var name in models.Asked)
         {
             if (await Model(name).DescribeAsync() is { } description)
             {
@@ -47,8 +47,8 @@ public sealed class GpuHostGrain(HostJobs jobs, EncoderOptions encoderOptions, I
 
         var provider = loaded.FirstOrDefault()?.Provider
             ?? (HostHardware.Expected(encoderOptions.Device) == "cpu" ? "CPU" : $"CUDA:{encoderOptions.Device.DeviceId}");
-        var (device, name2, total, used, cuda) = HostHardware.Describe(provider);
-        return new HostInfo(Host, device, name2, total, used, cuda, loaded, Version);
+        var (device, deviceName, total, used, cuda) = HostHardware.Describe(provider);
+        return new HostInfo(Host, device, deviceName, total, used, cuda, loaded, Version);
     }
 
     public Task<HostStatus> GetStatusAsync() => Task.FromResult(jobs.Status());
@@ -61,7 +61,6 @@ public sealed class GpuHostGrain(HostJobs jobs, EncoderOptions encoderOptions, I
             try
             {
                 await Model(request.Model).LoadAsync(request.Use);
-                LoadedModelNames.Add(request.Model);
             }
             catch (Exception ex)
             {
@@ -72,12 +71,5 @@ public sealed class GpuHostGrain(HostJobs jobs, EncoderOptions encoderOptions, I
         return problems;
     }
 
-    /// <summary>Models asked of this host since the grain started; the model grains say which of them are loaded.</summary>
-    private HashSet<string> LoadedModelNames { get; } = new(StringComparer.Ordinal);
-
-    private IModelGrain Model(string name)
-    {
-        LoadedModelNames.Add(name);
-        return grains.GetGrain<IModelGrain>($"{Host}/{name}");
-    }
+    private IModelGrain Model(string name) => grains.GetGrain<IModelGrain>($"{Host}/{models.Canonical(name)}");
 }

@@ -30,7 +30,6 @@ public static class FrontHosting
             {
                 cluster.ConfigureSilo(silo);
                 silo.AddGpuHost(builder.Configuration);
-                ConfigureTimeouts(silo.Services);
             });
             return;
         }
@@ -39,18 +38,11 @@ public static class FrontHosting
         {
             cluster.ConfigureClient(client);
             client.AddDashboard();
-            ConfigureTimeouts(client.Services);
-        });
-    }
 
-    /// <summary>
-    /// BERTScore on a large model can run for minutes, so grain calls wait longer than Orleans' 30 s default; a dead
-    /// host is not waited for, since the router sends requests again as soon as a host leaves membership.
-    /// </summary>
-    private static void ConfigureTimeouts(IServiceCollection services)
-    {
-        services.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMinutes(5));
-        services.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromMinutes(5));
+            // Jobs can run for minutes; a dead host is not waited for, since the router sends requests again as soon
+            // as a host leaves membership.
+            client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = GpuSiloHosting.JobTimeout);
+        });
     }
 }
 

@@ -14,6 +14,9 @@ namespace OrleansGpu.Grains.Hosting;
 /// model store, the device, the job table, and the warm-up of the default models.</summary>
 public static class GpuSiloHosting
 {
+    /// <summary>How long one grain call may run: the longest job a host accepts.</summary>
+    public static TimeSpan JobTimeout { get; } = TimeSpan.FromMinutes(5);
+
     /// <summary>Configures <paramref name="silo"/> as a GPU host from configuration (seed environment variables included).</summary>
     public static ISiloBuilder AddGpuHost(this ISiloBuilder silo, IConfiguration configuration) =>
         silo.AddGpuHost(GpuHostOptions.FromConfiguration(configuration));
@@ -24,6 +27,7 @@ public static class GpuSiloHosting
         silo.Services.AddPlacementDirector<SiloKeyedPlacement, SiloKeyedPlacementDirector>();
         silo.Services.AddSingleton(options);
         silo.Services.AddSingleton<HostJobs>();
+        silo.Services.AddSingleton<HostModels>();
         silo.Services.AddSingleton(sp => new ModelStore(
             options.ModelsDirectory ?? ModelStore.DefaultDirectory,
             sp.GetRequiredService<ILoggerFactory>().CreateLogger<ModelStore>()));
@@ -32,6 +36,9 @@ public static class GpuSiloHosting
             Device = ExecutionDevice.Parse(options.Device),
             Logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("OrleansGpu.Inference"),
         });
+        // A job's call from the host grain to its model grain lasts as long as the job: BERTScore on a large model can
+        // take minutes, far past Orleans' 30 s default.
+        silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = JobTimeout);
         silo.Configure<GrainCollectionOptions>(o =>
         {
             // Loaded models are expensive to reload: keep an idle model an hour before its sessions are released.

@@ -19,7 +19,7 @@ public sealed class SeedShapeTests(FrontFixture fixture)
         }
 
         Assert.Equal("cpu", root.GetProperty("device").GetString());
-        Assert.Contains("all-MiniLM-L6-v2", root.GetProperty("loaded_models").EnumerateArray().Select(m => m.GetString()));
+        Assert.Contains("sentence-transformers/all-MiniLM-L6-v2", root.GetProperty("loaded_models").EnumerateArray().Select(m => m.GetString()));
         Assert.Equal(1, root.GetProperty("hosts").GetArrayLength());
     }
 

@@ -87,7 +87,7 @@ public sealed class PostgresClusterTests
         Assert.Equal(3, await cluster.MembershipStatusAsync("gpu-new"));
         using var info = System.Text.Json.JsonDocument.Parse(await cluster.Http.GetStringAsync("/info"));
         var newHost = info.RootElement.GetProperty("hosts").EnumerateArray().Single(h => h.GetProperty("name").GetString() == "gpu-new");
-        Assert.Contains("all-MiniLM-L6-v2", newHost.GetProperty("loaded_models").EnumerateArray().Select(m => m.GetString()));
+        Assert.Contains("sentence-transformers/all-MiniLM-L6-v2", newHost.GetProperty("loaded_models").EnumerateArray().Select(m => m.GetString()));
         Assert.True(load.ServedBy("gpu-new") > 0, $"the new silo served none of the requests after it joined ({string.Join(", ", load.Requests.GroupBy(r => r.Host).Select(g => $"{g.Key}: {g.Count()}"))})");
     }
 

@@ -93,6 +93,21 @@ public sealed class RoutingTests(GpuClusterFixture fixture)
     }
 
     [Fact]
+    public async Task A_bare_name_and_its_full_name_are_one_model_on_a_host()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var host = fixture.HostNames[2];
+        var grain = fixture.Cluster.Client.GetGrain<IGpuHostGrain>(host);
+        await grain.EmbedAsync(new EmbedWork("all-MiniLM-L6-v2", ["short name"]), ct);
+        await grain.EmbedAsync(new EmbedWork("sentence-transformers/all-MiniLM-L6-v2", ["full name"]), ct);
+
+        var info = await grain.GetInfoAsync();
+        var model = Assert.Single(info.LoadedModels, m => m.Name.EndsWith("all-MiniLM-L6-v2", StringComparison.Ordinal));
+        Assert.Equal("sentence-transformers/all-MiniLM-L6-v2", model.Name);
+        Assert.True(model.Embedding);
+    }
+
+    [Fact]
     public async Task A_second_model_loads_on_demand_from_the_models_folder()
     {
         var ct = TestContext.Current.CancellationToken;
@@ -125,14 +140,14 @@ public sealed class RoutingTests(GpuClusterFixture fixture)
         var ct = TestContext.Current.CancellationToken;
         var host = fixture.HostNames[0];
         var grain = fixture.Cluster.Client.GetGrain<IGpuHostGrain>(host);
-        var texts = Enumerable.Range(0, 300).Select(i => string.Join(' ', Enumerable.Repeat($"progress {i}", 40))).ToArray();
+        var texts = Enumerable.Range(0, 200).Select(i => string.Join(' ', Enumerable.Repeat($"progress {i}", 30))).ToArray();
         var job = grain.EmbedAsync(new EmbedWork("all-MiniLM-L6-v2", texts), ct);
 
         JobStatus? seen = null;
         await WaitUntil(async () =>
         {
             var status = await grain.GetStatusAsync();
-            seen = status.Jobs.FirstOrDefault(j => j.Items == 300 && j.State == "running" && j.Progress > 0);
+            seen = status.Jobs.FirstOrDefault(j => j.Items == 200 && j.State == "running" && j.Progress > 0);
             return seen is not null || job.IsCompleted;
         });
         await job;
