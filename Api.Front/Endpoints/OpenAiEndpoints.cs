@@ -8,8 +8,8 @@ namespace OrleansGpu.Api.Endpoints;
 
 /// <summary>
 /// OpenAI's <c>POST /v1/embeddings</c>, so OpenAI SDKs, LangChain and OpenClaw memory search can use the cluster:
-/// <c>input</c> as a string or array of strings, <c>encoding_format</c> float or base64 (raw little-endian float32,
-/// which the SDKs ask for by default), one item per input with its <c>index</c>.
+/// <c>input</c> as a string, an array of strings, or OpenAI (cl100k) token ids, <c>encoding_format</c> float or
+/// base64 (raw little-endian float32, which the SDKs ask for by default), one item per input with its <c>index</c>.
 /// </summary>
 public static class OpenAiEndpoints
 {
@@ -96,11 +96,19 @@ public static class OpenAiEndpoints
                 : [text];
         }
 
-        if (input.ValueKind == JsonValueKind.Array && input.GetArrayLength() > 0 && input[0].ValueKind is JsonValueKind.Number or JsonValueKind.Array)
+        if (input.ValueKind == JsonValueKind.Array && input.GetArrayLength() > 0 && input[0].ValueKind == JsonValueKind.Number)
         {
-            throw new BadRequestException(
-                "'input' holds token ids; this server embeds text with each model's own tokenizer. Send strings (LangChain: check_embedding_ctx_length=False).",
-                "input");
+            return [OpenAiTokens.Decode(input, "input")];
+        }
+
+        if (input.ValueKind == JsonValueKind.Array && input.GetArrayLength() > 0 && input[0].ValueKind == JsonValueKind.Array)
+        {
+            if (input.GetArrayLength() > limits.MaxBatchSize)
+            {
+                throw new BadRequestException($"'input' has {input.GetArrayLength()} items; at most {limits.MaxBatchSize} are allowed per request.", "input");
+            }
+
+            return [.. input.EnumerateArray().Select((ids, i) => OpenAiTokens.Decode(ids, $"input[{i}]"))];
         }
 
         return JsonBody.Strings(input, "input", limits);

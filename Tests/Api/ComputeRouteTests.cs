@@ -142,6 +142,28 @@ public sealed class ComputeRouteTests(FrontFixture fixture)
     }
 
     [Fact]
+    public async Task OpenAI_token_ids_are_read_as_the_text_they_encode()
+    {
+        using var http = fixture.Client();
+        var cl100k = Microsoft.ML.Tokenizers.TiktokenTokenizer.CreateForEncoding("cl100k_base");
+        string[] texts = ["The weather is lovely today.", "Token ids from LangChain"];
+        var ids = texts.Select(t => cl100k.EncodeToIds(t).ToArray()).ToArray();
+
+        var fromIds = await PostAsync(http, "/v1/embeddings", new { input = ids, model = "all-MiniLM-L6-v2" });
+        var fromText = await PostAsync(http, "/v1/embeddings", new { input = texts, model = "all-MiniLM-L6-v2" });
+        var single = await PostAsync(http, "/v1/embeddings", new { input = ids[0], model = "all-MiniLM-L6-v2" });
+
+        for (var i = 0; i < texts.Length; i++)
+        {
+            Assert.Equal(
+                fromText.GetProperty("data")[i].GetProperty("embedding").EnumerateArray().Select(v => v.GetSingle()),
+                fromIds.GetProperty("data")[i].GetProperty("embedding").EnumerateArray().Select(v => v.GetSingle()));
+        }
+
+        Assert.Equal(1, single.GetProperty("data").GetArrayLength());
+    }
+
+    [Fact]
     public async Task A_full_queue_answers_503_with_retry_after_and_the_rest_succeed()
     {
         using var http = fixture.Client();

@@ -57,7 +57,8 @@ public sealed class InputValidationTests(FrontFixture fixture)
         { "/bertscore", """{"candidates": ["a"], "references": ["b"], "baseline": {"precision": 1, "recall": 0.5, "f1": 0.5}}""", "below 1" },
         { "/bertscore", """{"candidates": ["a"], "references": ["b"], "baseline": {"precision": "x"}}""", "'baseline.precision' must be a number" },
         { "/v1/embeddings", """{"model": "all-MiniLM-L6-v2"}""", "'input' is required" },
-        { "/v1/embeddings", """{"input": [[1, 2, 3]]}""", "token ids" },
+        { "/v1/embeddings", """{"input": [[-1]]}""", "not a cl100k_base token id" },
+        { "/v1/embeddings", """{"input": [[1, "x"]]}""", "not a cl100k_base token id" },
         { "/v1/embeddings", """{"input": "x", "encoding_format": "hex"}""", "encoding_format" },
     };
 
