@@ -99,11 +99,7 @@ public sealed record ClusterSettings
                 o.Invariant = NpgsqlInvariant;
                 o.ConnectionString = ConnectionString;
             });
-            silo.Configure<ClusterOptions>(o =>
-            {
-                o.ClusterId = ClusterId;
-                o.ServiceId = ServiceId;
-            });
+            silo.Configure<ClusterOptions>(SetIds);
             if (AdvertisedAddress is { } address)
             {
                 silo.ConfigureEndpoints(address, SiloPort, GatewayPort, listenOnAnyHostAddress: true);
@@ -132,11 +128,7 @@ public sealed record ClusterSettings
                 o.Invariant = NpgsqlInvariant;
                 o.ConnectionString = ConnectionString;
             });
-            client.Configure<ClusterOptions>(o =>
-            {
-                o.ClusterId = ClusterId;
-                o.ServiceId = ServiceId;
-            });
+            client.Configure<ClusterOptions>(SetIds);
 
             // New silos become gateways within seconds, not the default minute.
             client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = TimeSpan.FromSeconds(5));
@@ -147,6 +139,12 @@ public sealed record ClusterSettings
         }
 
         return client;
+    }
+
+    private void SetIds(ClusterOptions o)
+    {
+        o.ClusterId = ClusterId;
+        o.ServiceId = ServiceId;
     }
 
     /// <summary>
