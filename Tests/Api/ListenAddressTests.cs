@@ -29,8 +29,12 @@ public sealed class ListenAddressTests
     [InlineData("http://127.0.0.1:9000")]
     [InlineData("http://localhost:9000")]
     [InlineData("http://[::1]:9000")]
-    public void Urls_override_the_port_and_loopback_needs_no_key(string url) =>
-        ListenAddresses.Configure(Builder($"--urls={url}"), keyRequired: false);
+    public void Urls_override_the_port_and_loopback_needs_no_key(string url)
+    {
+        var builder = Builder($"--urls={url}");
+        ListenAddresses.Configure(builder, keyRequired: false);
+        Assert.Equal(url, builder.WebHost.GetSetting(WebHostDefaults.ServerUrlsKey));
+    }
 
     [Theory]
     [InlineData("http://0.0.0.0:9000")]
@@ -43,6 +47,10 @@ public sealed class ListenAddressTests
     }
 
     [Fact]
-    public void The_operator_can_opt_out_explicitly() =>
-        ListenAddresses.Configure(Builder("--urls=http://0.0.0.0:9000", "--Api:AllowAnonymousRemote=true"), keyRequired: false);
+    public void The_operator_can_opt_out_explicitly()
+    {
+        var builder = Builder("--urls=http://0.0.0.0:9000", "--Api:AllowAnonymousRemote=true");
+        ListenAddresses.Configure(builder, keyRequired: false);
+        Assert.Equal("http://0.0.0.0:9000", builder.WebHost.GetSetting(WebHostDefaults.ServerUrlsKey));
+    }
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { TOOL_NAMES } from "../src/tools.js";
+import { fakeHost, gpuService } from "./fakeHosts.js";
 import { registerWith } from "./mockApi.js";
 
 const manifest = JSON.parse(readFileSync(new URL("../openclaw.plugin.json", import.meta.url), "utf8"));
@@ -41,10 +42,20 @@ describe("register(api)", () => {
     expect(registerWith({ ...config, healthCheckIntervalSeconds: 0 }, "full").services).toHaveLength(0);
   });
 
-  it("the health service starts and stops its poll", async () => {
-    const { services } = registerWith({ hosts: [{ url: "http://127.0.0.1:1" }], healthCheckIntervalSeconds: 3600 }, "full");
-    await services[0].start();
-    await services[0].stop?.();
+  it("the health service polls /health when started and stops polling when stopped", async () => {
+    const host = await fakeHost(gpuService("h"));
+    try {
+      const { services } = registerWith({ hosts: [{ url: host.url }], healthCheckIntervalSeconds: 0.2 }, "full");
+      await services[0].start();
+      await new Promise((r) => setTimeout(r, 500));
+      await services[0].stop?.();
+      const polls = host.received.filter((r) => r.path === "/health").length;
+      expect(polls).toBeGreaterThanOrEqual(2);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(host.received.filter((r) => r.path === "/health").length).toBe(polls);
+    } finally {
+      await host.close();
+    }
   });
 });
 
