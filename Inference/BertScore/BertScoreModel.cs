@@ -29,8 +29,9 @@ public sealed class BertScoreModel : IDisposable
         Tokenizer = tokenizer is ByteLevelBpeTokenizer bpe
             ? bpe.WithPrefixSpace(BertScoreDefaults.AddsPrefixSpace(folder.Config.ModelType))
             : tokenizer;
-        var graph = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(folder.OnnxPath));
-        TotalLayers = folder.Config.NumHiddenLayers ?? LayerCut.CountLayers(graph);
+        // Parsing the graph costs seconds and gigabytes for the large models, so only when config.json is silent.
+        TotalLayers = folder.Config.NumHiddenLayers
+            ?? LayerCut.CountLayers(global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(folder.OnnxPath)));
         DefaultLayer = BertScoreDefaults.DefaultLayer(folder.Name) ?? TotalLayers;
         MaxTokens = folder.Config.TokenizerLimit;
     }

@@ -51,6 +51,8 @@ public sealed class EmbeddingModel : IDisposable
 
     public string Provider => _encoder.Provider;
 
+    public bool OnGpu => _encoder.OnGpu;
+
     public static EmbeddingModel Load(ModelFolder folder, EncoderOptions options)
     {
         var tokenizer = TokenizerLoader.Load(folder.Directory, folder.Config.DoLowerCase);

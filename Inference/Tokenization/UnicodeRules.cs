@@ -9,6 +9,23 @@ namespace OrleansGpu.Inference.Tokenization;
 /// </summary>
 internal static class UnicodeRules
 {
+    private static readonly Lazy<bool> DecompositionWorks = new(() => "\u00e9".Normalize(NormalizationForm.FormD).Length == 2);
+
+    /// <summary>
+    /// Accent stripping needs canonical decomposition, which .NET takes from ICU. Without ICU (globalization-invariant
+    /// mode, or a container image without libicu) it silently changes nothing and the token ids stop matching
+    /// Hugging Face, so refuse to tokenize rather than return wrong numbers.
+    /// </summary>
+    public static void EnsureDecompositionWorks()
+    {
+        if (!DecompositionWorks.Value)
+        {
+            throw new PlatformNotSupportedException(
+                "Unicode decomposition is unavailable (.NET runs in globalization-invariant mode or cannot load ICU), so accents "
+                + "cannot be stripped as Hugging Face does. Install libicu and unset DOTNET_SYSTEM_GLOBALIZATION_INVARIANT.");
+        }
+    }
+
     /// <summary>Whitespace for BERT text cleaning: tab, newline, carriage return, and Unicode White_Space.</summary>
     public static bool IsBertWhitespace(Rune r) =>
         r.Value is '\t' or '\n' or '\r' || Rune.IsWhiteSpace(r);

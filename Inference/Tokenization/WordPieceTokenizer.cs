@@ -49,6 +49,11 @@ public sealed class WordPieceTokenizer : TextTokenizer
     {
         _options = options ?? new WordPieceOptions();
         _stripAccents = _options.StripAccents ?? _options.Lowercase;
+        if (_stripAccents)
+        {
+            UnicodeRules.EnsureDecompositionWorks();
+        }
+
         var words = new Dictionary<string, int>(StringComparer.Ordinal);
         var continuations = new Dictionary<string, int>(StringComparer.Ordinal);
         var prefix = _options.ContinuingSubwordPrefix;

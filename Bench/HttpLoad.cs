@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+
+namespace OrleansGpu.Bench;
+
+/// <summary>
+/// End-to-end load against a running front: sends /embed or /bertscore requests at a fixed concurrency and reports
+/// throughput and latency percentiles.
+/// <code>
+/// dotnet Bench.dll --url http://127.0.0.1:8765 --scenario embed-short --requests 200 --concurrency 8 --batch 32
+/// </code>
+/// Scenarios: embed-short (~20 tokens per text), embed-long (~190 tokens), bertscore (pairs of ~30 tokens).
+/// </summary>
+internal static class HttpLoad
+{
+    public static async Task<int> RunAsync(BenchOptions options)
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(options.Url), Timeout = TimeSpan.FromMinutes(10) };
+        if (options.Key is { Length: > 0 } key)
+        {
+            http.DefaultRequestHeaders.Add("X-API-Key", key);
+        }
+
+        var corpus = new Corpus();
+        var payloads = Enumerable.Range(0, options.Requests).Select(_ => options.Scenario switch
+        {
+            "embed-short" => (object)new { texts = corpus.Sentences(options.Batch, 8, 24), model = options.Model },
+            "embed-long" => new { texts = corpus.Sentences(options.Batch, 150, 220), model = options.Model },
+            "bertscore" => new
+            {
+                candidates = corpus.Sentences(options.Batch, 10, 40),
+                references = corpus.Sentences(options.Batch, 10, 40),
+                model_type = options.Model,
+            },
+            _ => throw new ArgumentException($"Unknown scenario {options.Scenario}"),
+        }).ToArray();
+        var path = options.Scenario.StartsWith("embed", StringComparison.Ordinal) ? "/embed" : "/bertscore";
+
+        // Warm up: the first call loads the model and the kernels.
+        (await http.PostAsJsonAsync(path, payloads[0])).EnsureSuccessStatusCode();
+
+        var latencies = new double[options.Requests];
+        var failures = 0;
+        var next = -1;
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, options.Concurrency).Select(async _ =>
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next)) < options.Requests)
+            {
+                var watch = Stopwatch.StartNew();
+                using var response = await http.PostAsJsonAsync(path, payloads[i]);
+                await response.Content.ReadAsByteArrayAsync();
+                latencies[i] = watch.Elapsed.TotalMilliseconds;
+                if (!response.IsSuccessStatusCode)
+                {
+                    Interlocked.Increment(ref failures);
+                }
+            }
+        }));
+        var seconds = clock.Elapsed.TotalSeconds;
+
+        Array.Sort(latencies);
+        double P(double q) => latencies[Math.Min(latencies.Length - 1, (int)(q * latencies.Length))];
+        var items = options.Requests * options.Batch;
+        var result = new
+        {
+            scenario = options.Scenario,
+            url = options.Url,
+            model = options.Model,
+            requests = options.Requests,
+            batch = options.Batch,
+            concurrency = options.Concurrency,
+            failures,
+            seconds = Math.Round(seconds, 3),
+            items_per_s = Math.Round(items / seconds, 1),
+            requests_per_s = Math.Round(options.Requests / seconds, 2),
+            latency_ms = new { p50 = Math.Round(P(0.5), 1), p90 = Math.Round(P(0.9), 1), p99 = Math.Round(P(0.99), 1), max = Math.Round(latencies[^1], 1) },
+            machine = Report.Machine,
+            at = DateTimeOffset.UtcNow,
+        };
+
+        var unit = options.Scenario == "bertscore" ? "pairs/s" : "texts/s";
+        Report.Table(
+            $"| scenario | requests × batch | concurrency | {unit} | p50 ms | p99 ms | failures |",
+            [string.Create(CultureInfo.InvariantCulture,
+                $"| {options.Scenario} | {options.Requests} × {options.Batch} | {options.Concurrency} | {result.items_per_s:0.0} | {result.latency_ms.p50:0} | {result.latency_ms.p99:0} | {failures} |")]);
+        Report.Save(options, result);
+        return failures == 0 ? 0 : 1;
+    }
+}
