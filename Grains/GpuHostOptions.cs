@@ -18,8 +18,17 @@ public sealed record GpuHostOptions
     /// <summary>Jobs that may wait behind them; past this the host answers busy (503, Retry-After: 5).</summary>
     public int MaxQueued { get; init; } = 1024;
 
-    /// <summary>Texts per forward pass, and the chunk of progress logging and <c>/status</c> (<c>GPU_EMBED_BATCH</c>, default 32).</summary>
+    /// <summary>The chunk of progress logging and <c>/status</c>, in texts (<c>GPU_EMBED_BATCH</c>, default 32, as the seed).</summary>
     public int EmbedBatch { get; init; } = 32;
+
+    /// <summary>
+    /// Padded tokens per forward pass of the embedding batcher, which merges concurrent requests
+    /// (<c>GPU_MAX_BATCH_TOKENS</c>, default 16384).
+    /// </summary>
+    public int MaxBatchTokens { get; init; } = 16_384;
+
+    /// <summary>Texts per forward pass (<c>GPU_MAX_BATCH_SEQUENCES</c>; default 256 on a GPU, 32 on the CPU).</summary>
+    public int? MaxBatchSequences { get; init; }
 
     /// <summary>auto, cpu, cuda or cuda:N (<c>TORCH_DEVICE</c>, the seed's name, or <c>Gpu:Device</c>).</summary>
     public string Device { get; init; } = "auto";
@@ -49,6 +58,10 @@ public sealed record GpuHostOptions
             MaxConcurrent = PositiveInt(Get("GPU_MAX_CONCURRENT", "MaxConcurrent"), defaults.MaxConcurrent, "GPU_MAX_CONCURRENT"),
             MaxQueued = PositiveInt(Get("GPU_MAX_QUEUE", "MaxQueued"), defaults.MaxQueued, "GPU_MAX_QUEUE"),
             EmbedBatch = PositiveInt(Get("GPU_EMBED_BATCH", "EmbedBatch"), defaults.EmbedBatch, "GPU_EMBED_BATCH"),
+            MaxBatchTokens = PositiveInt(Get("GPU_MAX_BATCH_TOKENS", "MaxBatchTokens"), defaults.MaxBatchTokens, "GPU_MAX_BATCH_TOKENS"),
+            MaxBatchSequences = Get("GPU_MAX_BATCH_SEQUENCES", "MaxBatchSequences") is { } sequences
+                ? PositiveInt(sequences, 1, "GPU_MAX_BATCH_SEQUENCES")
+                : null,
             Device = Get("TORCH_DEVICE", "Device") ?? defaults.Device,
             ModelsDirectory = Get("MODELS_DIR", "ModelsDirectory"),
             DefaultEmbedModel = Get("MODEL_EMBED", "DefaultEmbedModel") ?? defaults.DefaultEmbedModel,

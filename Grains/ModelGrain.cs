@@ -44,13 +44,12 @@ public sealed class ModelGrain(
     public async Task<EmbeddingBatch> EmbedAsync(EmbedWork work, string jobId, CancellationToken cancellationToken)
     {
         var model = await EmbeddingAsync();
-        var options = new EmbedOptions { Normalize = work.Normalize, Truncate = work.Truncate, BatchSize = hostOptions.EmbedBatch };
-        var vectors = await Task.Run(
-            () => Translate(() => model.Embed(
-                work.Texts,
-                options,
-                p => jobs.ReportProgress(jobId, p.Done, p.Total, p.Batch, p.Batches),
-                cancellationToken)),
+        var sequences = await Task.Run(() => Translate(() => model.Tokenize(work.Texts, work.Truncate)), cancellationToken);
+        var vectors = await model.EmbedAsync(
+            sequences,
+            work.Normalize,
+            hostOptions.EmbedBatch,
+            p => jobs.ReportProgress(jobId, p.Done, p.Total, p.Batch, p.Batches),
             cancellationToken);
         return new EmbeddingBatch(work.Model, work.Texts.Count, model.Dimensions, EmbeddingBatch.Pack(vectors), hostOptions.HostName);
     }
@@ -68,11 +67,12 @@ public sealed class ModelGrain(
             Lang = work.Lang,
             Baseline = work.Baseline is { } b ? new Baseline(b.Precision, b.Recall, b.F1) : null,
         };
+        // Tokenizing and matching run on the thread pool, the forward passes on the model's batcher threads.
         var result = await Task.Run(
-            () => Translate(() => model.Score(
+            () => TranslateAsync(() => model.ScoreAsync(
                 request,
-                cancellationToken,
-                (batch, batches) => jobs.ReportProgress(jobId, batch, batches, batch, batches))),
+                p => jobs.ReportProgress(jobId, p.Done, p.Total, p.Batch, p.Batches),
+                cancellationToken)),
             cancellationToken);
         return new BertScoreScores(work.Model, result.Precision, result.Recall, result.F1, result.NumLayers, result.Hash, hostOptions.HostName);
     }
@@ -99,7 +99,7 @@ public sealed class ModelGrain(
             _embedding = Task.Run(() => Translate(() =>
             {
                 var folder = store.Resolve(ModelName);
-                var model = EmbeddingModel.Load(folder, encoderOptions);
+                var model = EmbeddingModel.Load(folder, encoderOptions, BatchLimits);
                 Interlocked.Increment(ref _loads);
                 logger.LogInformation("Loaded {Model} for embeddings on {Provider} ({Dimensions} dimensions)", folder.Name, model.Provider, model.Dimensions);
                 return model;
@@ -116,7 +116,7 @@ public sealed class ModelGrain(
             _bertScore = Task.Run(() => Translate(() =>
             {
                 var folder = store.Resolve(ModelName);
-                var model = new BertScoreModel(folder, encoderOptions);
+                var model = new BertScoreModel(folder, encoderOptions, BatchLimits);
                 var provider = model.Warm();
                 Interlocked.Increment(ref _loads);
                 logger.LogInformation("Loaded {Model} for BERTScore on {Provider} (layer {Layer} of {Layers})", folder.Name, provider, model.DefaultLayer, model.TotalLayers);
@@ -127,34 +127,46 @@ public sealed class ModelGrain(
         return _bertScore;
     }
 
-    /// <summary>Turns the engine's errors about the request into the 4xx error that crosses the wire.</summary>
+    private BatchLimits BatchLimits => new()
+    {
+        MaxBatchTokens = hostOptions.MaxBatchTokens,
+        MaxBatchSequences = hostOptions.MaxBatchSequences,
+    };
+
+    private static async Task<T> TranslateAsync<T>(Func<Task<T>> work)
+    {
+        try
+        {
+            return await work();
+        }
+        catch (Exception ex) when (Translated(ex) is { } translated)
+        {
+            throw translated;
+        }
+    }
+
     private static T Translate<T>(Func<T> work)
     {
         try
         {
             return work();
         }
-        catch (ModelNotFoundException ex)
+        catch (Exception ex) when (Translated(ex) is { } translated)
         {
-            throw new InvalidWorkException(ErrorCodes.ModelNotFound, ex.Message);
-        }
-        catch (InvalidModelException ex)
-        {
-            throw new InvalidWorkException(ErrorCodes.ModelInvalid, ex.Message);
-        }
-        catch (InputTooLongException ex)
-        {
-            throw new InvalidWorkException(ErrorCodes.InputTooLong, ex.Message);
-        }
-        catch (BaselineNotFoundException ex)
-        {
-            throw new InvalidWorkException(ErrorCodes.BaselineNotFound, ex.Message);
-        }
-        catch (ArgumentException ex)
-        {
-            throw new InvalidWorkException(ErrorCodes.InvalidInput, ex.Message.Split(" (Parameter", 2)[0]);
+            throw translated;
         }
     }
+
+    /// <summary>The 4xx error that crosses the wire for the engine's errors about the request; null for the others.</summary>
+    private static InvalidWorkException? Translated(Exception error) => error switch
+    {
+        ModelNotFoundException ex => new InvalidWorkException(ErrorCodes.ModelNotFound, ex.Message),
+        InvalidModelException ex => new InvalidWorkException(ErrorCodes.ModelInvalid, ex.Message),
+        InputTooLongException ex => new InvalidWorkException(ErrorCodes.InputTooLong, ex.Message),
+        BaselineNotFoundException ex => new InvalidWorkException(ErrorCodes.BaselineNotFound, ex.Message),
+        ArgumentException ex => new InvalidWorkException(ErrorCodes.InvalidInput, ex.Message.Split(" (Parameter", 2)[0]),
+        _ => null,
+    };
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {

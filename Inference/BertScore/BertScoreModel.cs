@@ -19,12 +19,17 @@ public sealed class BertScoreModel : IDisposable
 
     private readonly ModelFolder _folder;
     private readonly EncoderOptions _encoderOptions;
-    private readonly ConcurrentDictionary<int, Lazy<OnnxEncoder>> _encoders = new();
+    private readonly BatchLimits _limits;
+    private readonly ConcurrentDictionary<int, Lazy<LayerEncoder>> _encoders = new();
 
-    public BertScoreModel(ModelFolder folder, EncoderOptions encoderOptions)
+    /// <param name="folder">The model.</param>
+    /// <param name="encoderOptions">How to open its ONNX Runtime sessions (one per layer used).</param>
+    /// <param name="limits">The forward passes of <see cref="ScoreAsync"/>, shared by all its callers.</param>
+    public BertScoreModel(ModelFolder folder, EncoderOptions encoderOptions, BatchLimits? limits = null)
     {
         _folder = folder;
         _encoderOptions = encoderOptions;
+        _limits = limits ?? new BatchLimits();
         var tokenizer = TokenizerLoader.Load(folder.Directory, folder.Config.DoLowerCase);
         Tokenizer = tokenizer is ByteLevelBpeTokenizer bpe
             ? bpe.WithPrefixSpace(BertScoreDefaults.AddsPrefixSpace(folder.Config.ModelType))
@@ -49,13 +54,49 @@ public sealed class BertScoreModel : IDisposable
     public int MaxTokens { get; }
 
     /// <summary>Opens the graph cut at <paramref name="layer"/> now rather than on first use.</summary>
-    public string Warm(int? layer = null) => EncoderFor(layer ?? DefaultLayer).Provider;
+    public string Warm(int? layer = null) => EncoderFor(layer ?? DefaultLayer).Encoder.Provider;
 
     /// <summary>Layers whose cut graph is open.</summary>
     public IReadOnlyCollection<int> OpenLayers => [.. _encoders.Where(e => e.Value.IsValueCreated).Select(e => e.Key)];
 
     /// <summary>Scores the request; <paramref name="onBatchDone"/> hears (batches done, batches in all) after each forward pass.</summary>
     public BertScoreResult Score(BertScoreRequest request, CancellationToken cancellationToken = default, Action<int, int>? onBatchDone = null)
+    {
+        var call = Prepare(request);
+        var embeddings = EmbedTokens(EncoderFor(call.Layer).Encoder, call.Tokens, request.BatchSize, request.MaxBatchTokens, onBatchDone, cancellationToken);
+        return Finish(call, embeddings);
+    }
+
+    /// <summary>
+    /// Scores the request with its forward passes shared with every other concurrent caller of the same layer
+    /// (dynamic batching, see <see cref="EncoderBatcher"/>); equal to <see cref="Score"/>. The matching keeps
+    /// bert_score's chunks of <see cref="BertScoreRequest.BatchSize"/> pairs, which its numbers depend on.
+    /// <paramref name="onProgress"/> hears how far the forward passes are, in chunks of that many texts.
+    /// </summary>
+    public async Task<BertScoreResult> ScoreAsync(
+        BertScoreRequest request, Action<BatchProgress>? onProgress = null, CancellationToken cancellationToken = default)
+    {
+        var call = Prepare(request);
+        var texts = call.Tokens.Keys.ToArray();
+        var sequences = texts.Select(t => call.Tokens[t]).ToArray();
+        var vectors = new TokenEmbeddings[texts.Length];
+        await EncoderFor(call.Layer).Batcher.RunAsync(
+            sequences,
+            (states, row, index) => vectors[index] = TokenEmbeddings.FromStates(states, row, sequences[index].Length),
+            request.BatchSize,
+            onProgress,
+            cancellationToken);
+        var embeddings = new Dictionary<string, TokenEmbeddings>(texts.Length, StringComparer.Ordinal);
+        for (var i = 0; i < texts.Length; i++)
+        {
+            embeddings[texts[i]] = vectors[i];
+        }
+
+        return Finish(call, embeddings);
+    }
+
+    /// <summary>Checks the request and works out everything but the hidden states: layer, pairs, tokens, weights.</summary>
+    private PreparedCall Prepare(BertScoreRequest request)
     {
         if (request.Candidates.Count != request.References.Count)
         {
@@ -93,7 +134,6 @@ public sealed class BertScoreModel : IDisposable
             }
         }
 
-        var encoder = EncoderFor(layer);
         var tokens = new Dictionary<string, int[]>(StringComparer.Ordinal);
         foreach (var text in pairCandidates.Concat(pairReferences))
         {
@@ -106,31 +146,36 @@ public sealed class BertScoreModel : IDisposable
         var weights = request.Idf
             ? TokenWeights.InverseDocumentFrequency(pairReferences.Select(r => tokens[r]))
             : TokenWeights.Uniform(Tokenizer.Special);
-        var embeddings = EmbedTokens(encoder, tokens, request.BatchSize, request.MaxBatchTokens, onBatchDone, cancellationToken);
+        return new PreparedCall(request, layer, baseline, pairCandidates, pairReferences, groups, tokens, weights);
+    }
 
+    /// <summary>Greedy matching, the maximum over each candidate's references, rescaling, and the hash.</summary>
+    private BertScoreResult Finish(PreparedCall call, Dictionary<string, TokenEmbeddings> embeddings)
+    {
+        var request = call.Request;
         var pairs = GreedyMatcher.ScorePairs(
-            pairCandidates.Select(c => embeddings[c]).ToList(),
-            pairReferences.Select(r => embeddings[r]).ToList(),
-            pairCandidates.Select(c => tokens[c]).ToList(),
-            pairReferences.Select(r => tokens[r]).ToList(),
-            weights,
+            call.PairCandidates.Select(c => embeddings[c]).ToList(),
+            call.PairReferences.Select(r => embeddings[r]).ToList(),
+            call.PairCandidates.Select(c => call.Tokens[c]).ToList(),
+            call.PairReferences.Select(r => call.Tokens[r]).ToList(),
+            call.Weights,
             Math.Max(1, request.BatchSize));
 
         var n = request.Candidates.Count;
         float[] p = new float[n], r2 = new float[n], f = new float[n];
         for (var i = 0; i < n; i++)
         {
-            var (start, count) = groups[i];
+            var (start, count) = call.Groups[i];
             p[i] = MaxPropagatingNaN(pairs.P, start, count);
             r2[i] = MaxPropagatingNaN(pairs.R, start, count);
             f[i] = MaxPropagatingNaN(pairs.F, start, count);
-            if (baseline is not null)
+            if (call.Baseline is { } baseline)
             {
                 (p[i], r2[i], f[i]) = baseline.Rescale(p[i], r2[i], f[i]);
             }
         }
 
-        return new BertScoreResult(p, r2, f, layer, Hash(Name, layer, request.Idf, request.RescaleWithBaseline, request.Baseline is not null));
+        return new BertScoreResult(p, r2, f, call.Layer, Hash(Name, call.Layer, request.Idf, request.RescaleWithBaseline, request.Baseline is not null));
     }
 
     /// <summary>bert_score's <c>get_hash</c> string, reporting the bert_score version whose numbers we reproduce.</summary>
@@ -184,18 +229,15 @@ public sealed class BertScoreModel : IDisposable
         return result;
     }
 
-    private OnnxEncoder EncoderFor(int layer) =>
-        _encoders.GetOrAdd(layer, l => new Lazy<OnnxEncoder>(() => OpenLayer(l), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+    private LayerEncoder EncoderFor(int layer) =>
+        _encoders.GetOrAdd(layer, l => new Lazy<LayerEncoder>(() => OpenLayer(l), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
 
-    private OnnxEncoder OpenLayer(int layer)
+    private LayerEncoder OpenLayer(int layer)
     {
-        if (layer == TotalLayers)
-        {
-            return OnnxEncoder.Open(_folder.OnnxPath, _encoderOptions);
-        }
-
-        var cut = LayerCut.Cut(File.ReadAllBytes(_folder.OnnxPath), layer);
-        return OnnxEncoder.Open(cut, Path.GetDirectoryName(_folder.OnnxPath), _encoderOptions);
+        var encoder = layer == TotalLayers
+            ? OnnxEncoder.Open(_folder.OnnxPath, _encoderOptions)
+            : OnnxEncoder.Open(LayerCut.Cut(File.ReadAllBytes(_folder.OnnxPath), layer), Path.GetDirectoryName(_folder.OnnxPath), _encoderOptions);
+        return new LayerEncoder(encoder, new Lazy<EncoderBatcher>(() => new EncoderBatcher(encoder, Tokenizer.Special.Pad, _limits)));
     }
 
     private static float MaxPropagatingNaN(float[] values, int start, int count)
@@ -221,4 +263,31 @@ public sealed class BertScoreModel : IDisposable
             encoder.Value.Dispose();
         }
     }
+
+    /// <summary>The graph cut at one layer, and the batcher that shares its forward passes between callers.</summary>
+    private sealed record LayerEncoder(OnnxEncoder Encoder, Lazy<EncoderBatcher> LazyBatcher) : IDisposable
+    {
+        public EncoderBatcher Batcher => LazyBatcher.Value;
+
+        public void Dispose()
+        {
+            if (LazyBatcher.IsValueCreated)
+            {
+                LazyBatcher.Value.Dispose();
+            }
+
+            Encoder.Dispose();
+        }
+    }
+
+    /// <summary>A checked request with its pairs, token ids and weights: all but the hidden states.</summary>
+    private sealed record PreparedCall(
+        BertScoreRequest Request,
+        int Layer,
+        Baseline? Baseline,
+        List<string> PairCandidates,
+        List<string> PairReferences,
+        List<(int Start, int Count)> Groups,
+        Dictionary<string, int[]> Tokens,
+        TokenWeights Weights);
 }

@@ -31,12 +31,15 @@ public sealed class EmbeddingModel : IDisposable
 {
     private readonly OnnxEncoder _encoder;
 
-    public EmbeddingModel(string name, TextTokenizer tokenizer, OnnxEncoder encoder, int maxTokens)
+    private readonly Lazy<EncoderBatcher> _batcher;
+
+    public EmbeddingModel(string name, TextTokenizer tokenizer, OnnxEncoder encoder, int maxTokens, BatchLimits? limits = null)
     {
         Name = name;
         Tokenizer = tokenizer;
         _encoder = encoder;
         MaxTokens = maxTokens;
+        _batcher = new(() => new EncoderBatcher(_encoder, Tokenizer.Special.Pad, limits ?? new BatchLimits()));
     }
 
     public string Name { get; }
@@ -53,13 +56,16 @@ public sealed class EmbeddingModel : IDisposable
 
     public bool OnGpu => _encoder.OnGpu;
 
-    public static EmbeddingModel Load(ModelFolder folder, EncoderOptions options)
+    /// <param name="folder">The model.</param>
+    /// <param name="options">How to open its ONNX Runtime session.</param>
+    /// <param name="limits">The forward passes of <see cref="EmbedAsync"/>, shared by all its callers.</param>
+    public static EmbeddingModel Load(ModelFolder folder, EncoderOptions options, BatchLimits? limits = null)
     {
         var tokenizer = TokenizerLoader.Load(folder.Directory, folder.Config.DoLowerCase);
         var encoder = OnnxEncoder.Open(folder.OnnxPath, options);
         try
         {
-            var model = new EmbeddingModel(folder.Name, tokenizer, encoder, folder.Config.EmbeddingLimit);
+            var model = new EmbeddingModel(folder.Name, tokenizer, encoder, folder.Config.EmbeddingLimit, limits);
             if (model.Dimensions <= 0)
             {
                 using var warm = encoder.Run([tokenizer.Encode("warm up", model.MaxTokens)], tokenizer.Special.Pad);
@@ -146,10 +152,40 @@ public sealed class EmbeddingModel : IDisposable
         return output;
     }
 
-    public void Dispose() => _encoder.Dispose();
+    /// <summary>
+    /// Embeds already tokenized sequences in forward passes shared with every other concurrent caller of this model
+    /// (dynamic batching, see <see cref="EncoderBatcher"/>); equal to <see cref="Embed(int[][], EmbedOptions, Action{BatchProgress}?, CancellationToken)"/>.
+    /// <paramref name="onProgress"/> hears how far this call is, in chunks of <paramref name="progressChunk"/> texts.
+    /// </summary>
+    public async Task<float[]> EmbedAsync(
+        int[][] sequences, bool normalize, int progressChunk = 32, Action<BatchProgress>? onProgress = null, CancellationToken cancellationToken = default)
+    {
+        var dims = Dimensions;
+        var output = new float[sequences.Length * dims];
+        await _batcher.Value.RunAsync(
+            sequences,
+            (states, row, index) => Pooling.MeanPool(states, row, sequences[index].Length, output.AsSpan(index * dims, dims), normalize),
+            progressChunk,
+            onProgress,
+            cancellationToken);
+        return output;
+    }
+
+    /// <summary>What <see cref="EmbedAsync"/> has run so far.</summary>
+    public BatchingTotals BatchingTotals => _batcher.IsValueCreated ? _batcher.Value.Totals : default;
+
+    public void Dispose()
+    {
+        if (_batcher.IsValueCreated)
+        {
+            _batcher.Value.Dispose();
+        }
+
+        _encoder.Dispose();
+    }
 }
 
-/// <summary>How far an embedding call is: texts done of all, forward passes done of all.</summary>
+/// <summary>How far an embedding call is: texts done of all, and the chunk (forward pass, or progress chunk) reached of all.</summary>
 public readonly record struct BatchProgress(int Done, int Total, int Batch, int Batches);
 
 /// <summary>A text is longer than the model accepts and truncation was turned off.</summary>

@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
@@ -111,6 +113,10 @@ public sealed class OnnxEncoder : IDisposable
         {
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+
+            // Memory patterns are planned per input shape and kept; with a new [batch, tokens] in nearly every pass
+            // they buy nothing and hold device memory.
+            EnableMemoryPattern = false,
             LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
         };
         if (options.IntraOpThreads > 0)
@@ -266,12 +272,11 @@ public sealed class HiddenStates : IDisposable
         HiddenSize = (int)shape[2];
         if (info.ElementDataType == TensorElementType.Float16)
         {
-            var half = value.GetTensorDataAsSpan<Float16>();
+            // ONNX Runtime's Float16 has System.Half's layout; the vectorised conversion is many times faster than a
+            // per-value cast, which showed as half the model-only throughput of an fp16 DeBERTa on an H200.
+            var half = MemoryMarshal.Cast<Float16, Half>(value.GetTensorDataAsSpan<Float16>());
             _converted = new float[half.Length];
-            for (var i = 0; i < half.Length; i++)
-            {
-                _converted[i] = (float)half[i];
-            }
+            TensorPrimitives.ConvertToSingle(half, _converted);
         }
         else if (info.ElementDataType != TensorElementType.Float)
         {

@@ -8,10 +8,13 @@
 #
 # Steps: (0) tools/gpu/baselines.sh, unless it already ran: the exported architectures and the peers;
 # (1) the real all-MiniLM-L6-v2 on CUDA against the CPU and the oracle; (2) the one-machine default over HTTP
-# (/embed short and long, /bertscore on the deberta-xlarge-mnli architecture), with the default settings and with
-# larger batches; (3) model-only throughput of the exported architectures.
-# Each step has its own time limit, so one that hangs costs its limit, not the run.
+# (/embed short and long, /bertscore on the deberta-xlarge-mnli architecture), with the default settings, with
+# many one-text requests, and with larger requests; (3) model-only throughput of the exported architectures.
+# Each step has its own time limit, so one that hangs costs its limit, not the run. STEPS picks the steps (default
+# all: "parity default merged large encoder").
 set -u
+steps=" ${STEPS:-parity default merged large encoder} "
+want() { [[ "$steps" == *" $1 "* ]]; }
 app=$(realpath "$1") extra=$(realpath "$2") res=$3
 mkdir -p "$res"
 res=$(realpath "$res")
@@ -40,21 +43,37 @@ step "waiting for the exports and the peers"
 for _ in $(seq 1 420); do [ -e "$res/.baselines-done" ] && break; sleep 1; done
 cat "$res/baselines.log"; tail -3 "$res/export.log"; grep -E "^(st_|bertscore_)" "$res/peers.log"
 
-step "parity: the real all-MiniLM-L6-v2 on CUDA against the CPU and the sentence-transformers oracle"
+want parity && step "parity: the real all-MiniLM-L6-v2 on CUDA against the CPU and the sentence-transformers oracle" &&
 timeout 180 "$app/Bench" --scenario parity --device "${DEVICE:-cuda}" --oracle "$extra/embed-public.json" \
-  --models "$models" --out "$res/parity.json"
-echo "parity exit $?"
+  --models "$models" --out "$res/parity.json"; echo "parity exit $?"
 
-deberta=$models/microsoft/deberta-xlarge-mnli
-if [ -f "$exported/debxl40_fp16.onnx" ]; then
-  # Random weights, the real architecture; peers.py's stand-in tokenizer (MiniLM's vocabulary), so that both
-  # sides see the same token counts.
-  mkdir -p "$deberta"
-  ln -sf "$exported/debxl40_fp16.onnx" "$deberta/model.onnx"
-  cp "$extra/minilm-vocab.txt" "$deberta/vocab.txt"
-  echo '{"model_type": "deberta", "num_hidden_layers": 40, "hidden_size": 1024, "max_position_embeddings": 512}' > "$deberta/config.json"
-  echo '{"model_max_length": 512}' > "$deberta/tokenizer_config.json"
+# The deberta-xlarge-mnli architecture with random weights, and peers.py's stand-in tokenizer (MiniLM's
+# vocabulary), so that both sides see the same token counts. Under the real name it runs in fp32 when that export
+# exists (bert_score's default precision); the fp16 export goes under a name of its own.
+install_deberta() { # $1: ONNX file, $2: model name
+  [ -f "$1" ] || return 0
+  local dir=$models/$2
+  mkdir -p "$dir"
+  # An export with external weights is a folder: link all of it, so that ONNX Runtime finds the weights.
+  if [ "$(basename "$1")" = model.onnx ]; then ln -sf "$(dirname "$1")"/* "$dir/"; else ln -sf "$1" "$dir/model.onnx"; fi
+  cp "$extra/minilm-vocab.txt" "$dir/vocab.txt"
+  echo '{"model_type": "deberta", "num_hidden_layers": 40, "hidden_size": 1024, "max_position_embeddings": 512}' > "$dir/config.json"
+  echo '{"model_max_length": 512}' > "$dir/tokenizer_config.json"
+}
+if [ -f "$exported/debxl40_fp32/model.onnx" ]; then
+  install_deberta "$exported/debxl40_fp32/model.onnx" microsoft/deberta-xlarge-mnli
+else
+  install_deberta "$exported/debxl40_fp16.onnx" microsoft/deberta-xlarge-mnli
 fi
+fp16_deberta=""
+if [ -f "$exported/debxl40_fp16.onnx" ]; then
+  mkdir -p "$models/local/deberta-xlarge-mnli-fp16"
+  ln -sf "$exported/debxl40_fp16.onnx" "$models/local/deberta-xlarge-mnli-fp16/model.onnx"
+  cp "$extra/minilm-vocab.txt" "$models/local/deberta-xlarge-mnli-fp16/vocab.txt"
+  cp "$models/microsoft/deberta-xlarge-mnli/"*.json "$models/local/deberta-xlarge-mnli-fp16/" 2>/dev/null
+  fp16_deberta=local/deberta-xlarge-mnli-fp16
+fi
+deberta=$models/microsoft/deberta-xlarge-mnli
 
 get() { python3 -c "import sys, urllib.request; sys.stdout.write(urllib.request.urlopen('http://127.0.0.1:8765$1', timeout=5).read().decode())"; }
 front_pid=""
@@ -79,21 +98,42 @@ http() { # $1: tag; then Bench arguments
 bertscore_model=""
 [ -d "$deberta" ] || bertscore_model="--model all-MiniLM-L6-v2"
 
-step "service, default settings (GPU_MAX_CONCURRENT=2, GPU_EMBED_BATCH=32, at most 100 texts per request)"
+memory() { nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader | tee "$res/gpu-memory-$1.txt"; }
+
+if want default; then
+step "service, default settings (GPU_MAX_CONCURRENT=2, at most 100 texts per request)"
 start_front default
 http default-embed-short --scenario embed-short --requests 400 --batch 100 --concurrency 16
 http default-embed-long --scenario embed-long --requests 60 --batch 100 --concurrency 8
 http default-bertscore --scenario bertscore --requests 40 --batch 50 --concurrency 4 $bertscore_model
+[ -n "$fp16_deberta" ] && http default-bertscore-fp16 --scenario bertscore --requests 40 --batch 50 --concurrency 4 --model "$fp16_deberta"
+http default-embed-single --scenario embed-short --requests 3000 --batch 1 --concurrency 64
 get /info > "$res/info.json"
+memory default
 stop_front
+fi
 
-step "service, larger batches (GPU_EMBED_BATCH=256, GPU_MAX_BATCH_SIZE=1000, GPU_MAX_CONCURRENT=4)"
-start_front large GPU_EMBED_BATCH=256 GPU_MAX_BATCH_SIZE=1000 GPU_MAX_CONCURRENT=4
+if want merged; then
+step "service, requests merged into shared forward passes (GPU_MAX_CONCURRENT=64)"
+start_front merged GPU_MAX_CONCURRENT=64
+http merged-embed-single --scenario embed-short --requests 6000 --batch 1 --concurrency 64
+http merged-embed-short --scenario embed-short --requests 400 --batch 100 --concurrency 16
+http merged-embed-long --scenario embed-long --requests 60 --batch 100 --concurrency 8
+http merged-bertscore --scenario bertscore --requests 40 --batch 50 --concurrency 8 $bertscore_model
+memory merged
+stop_front
+fi
+
+if want large; then
+step "service, larger requests (GPU_MAX_BATCH_SIZE=1000, GPU_MAX_CONCURRENT=4)"
+start_front large GPU_MAX_BATCH_SIZE=1000 GPU_MAX_CONCURRENT=4
 http large-embed-short --scenario embed-short --requests 60 --batch 1000 --concurrency 8
 http large-embed-long --scenario embed-long --requests 30 --batch 500 --concurrency 4
 http large-bertscore --scenario bertscore --requests 20 --batch 100 --concurrency 4 $bertscore_model
 stop_front
+fi
 
+want encoder || { step "done"; exit 0; }
 step "model-only throughput (OnnxEncoder, one caller)"
 encoder() {
   [ -f "$1" ] || { echo "skip $3: $1 missing"; return; }
@@ -102,5 +142,6 @@ encoder() {
 encoder "$models/sentence-transformers/all-MiniLM-L6-v2/model.onnx" 32x20,256x20,64x128,256x128 minilm-fp32
 encoder "$exported/minilm_fp16.onnx" 32x20,256x20,64x128,256x128 minilm-fp16
 encoder "$exported/debxl40_fp16.onnx" 64x32,256x32 debxl40-fp16
+encoder "$exported/debxl40_fp32/model.onnx" 64x32,256x32 debxl40-fp32
 
 step "done"

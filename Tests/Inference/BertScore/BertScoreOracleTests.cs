@@ -8,14 +8,44 @@ public sealed class BertScoreOracleTests(MiniLmFixture minilm)
 {
     private const float Tolerance = 1e-5f;
 
-    public static TheoryData<string> Runs => ["L6_noidf", "L4_noidf", "L4_idf", "L4_noidf_rescaled"];
+    private static readonly string[] RunNames = ["L6_noidf", "L4_noidf", "L4_idf", "L4_noidf_rescaled"];
+
+    public static TheoryData<string> Runs => [.. RunNames];
 
     [Theory]
     [MemberData(nameof(Runs))]
     public void Every_run_equals_bert_score_within_1e5(string run)
     {
+        var expected = Oracles.BertScore.Runs[run];
+        var result = minilm.BertScore.Score(RequestFor(run), TestContext.Current.CancellationToken);
+
+        AssertClose(expected.P, result.Precision, "P");
+        AssertClose(expected.R, result.Recall, "R");
+        AssertClose(expected.F, result.F1, "F");
+        Assert.Equal(expected.Hash, result.Hash);
+    }
+
+    [Fact]
+    public async Task Concurrent_runs_through_the_shared_batcher_equal_bert_score_within_1e5()
+    {
+        // All runs at once, twice each, so that their texts share forward passes of the layer-4 graph.
+        string[] runs = [.. RunNames, .. RunNames];
+        var results = await Task.WhenAll(runs.Select(run => minilm.BertScore.ScoreAsync(
+            RequestFor(run), cancellationToken: TestContext.Current.CancellationToken)));
+
+        for (var i = 0; i < runs.Length; i++)
+        {
+            var expected = Oracles.BertScore.Runs[runs[i]];
+            AssertClose(expected.P, results[i].Precision, "P");
+            AssertClose(expected.R, results[i].Recall, "R");
+            AssertClose(expected.F, results[i].F1, "F");
+            Assert.Equal(expected.Hash, results[i].Hash);
+        }
+    }
+
+    private static BertScoreRequest RequestFor(string run)
+    {
         var oracle = Oracles.BertScore;
-        var expected = oracle.Runs[run];
         var request = new BertScoreRequest
         {
             Candidates = oracle.Candidates,
@@ -27,13 +57,7 @@ public sealed class BertScoreOracleTests(MiniLmFixture minilm)
                 ? ReadBaseline(4)
                 : null,
         };
-
-        var result = minilm.BertScore.Score(request, TestContext.Current.CancellationToken);
-
-        AssertClose(expected.P, result.Precision, "P");
-        AssertClose(expected.R, result.Recall, "R");
-        AssertClose(expected.F, result.F1, "F");
-        Assert.Equal(expected.Hash, result.Hash);
+        return request;
     }
 
     [Fact]

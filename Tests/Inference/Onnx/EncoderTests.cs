@@ -120,6 +120,37 @@ public sealed class EncoderTests(MiniLmFixture minilm)
     }
 
     [Fact]
+    public void Half_precision_outputs_are_read_as_float()
+    {
+        // The same graph with its output cast to float16, as models exported in half precision end.
+        var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(minilm.Folder.OnnxPath));
+        var output = model.Graph.Output[0];
+        model.Graph.Node.Add(new NodeProto
+        {
+            OpType = "Cast",
+            Input = { output.Name },
+            Output = { "hidden_fp16" },
+            Attribute = { new AttributeProto { Name = "to", Type = AttributeProto.Types.AttributeType.Int, I = (long)TensorProto.Types.DataType.Float16 } },
+        });
+        var half = output.Clone();
+        half.Name = "hidden_fp16";
+        half.Type.TensorType.ElemType = (int)TensorProto.Types.DataType.Float16;
+        model.Graph.Output.Clear();
+        model.Graph.Output.Add(half);
+
+        using var full = OpenCpu();
+        using var halved = OnnxEncoder.Open(Google.Protobuf.MessageExtensions.ToByteArray(model), null, MiniLmFixture.EncoderOptions);
+        int[][] batch = [[101, 1996, 4248, 2829, 4419, 102], [101, 7592, 102]];
+        using var a = full.Run(batch, 0);
+        using var b = halved.Run(batch, 0);
+        Assert.Equal(a.Values.Length, b.Values.Length);
+        for (var i = 0; i < a.Values.Length; i++)
+        {
+            Assert.Equal((float)(Half)a.Values[i], b.Values[i]);
+        }
+    }
+
+    [Fact]
     public void Cutting_beyond_the_last_layer_is_refused()
     {
         var bytes = File.ReadAllBytes(minilm.Folder.OnnxPath);

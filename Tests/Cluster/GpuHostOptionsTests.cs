@@ -1,0 +1,51 @@
+using Microsoft.Extensions.Configuration;
+using OrleansGpu.Grains;
+
+namespace OrleansGpu.Tests.Cluster;
+
+/// <summary>Host settings: the seed's environment variables win over the project's keys; bad values are refused.</summary>
+public sealed class GpuHostOptionsTests
+{
+    private static GpuHostOptions Read(params (string Key, string Value)[] settings) =>
+        GpuHostOptions.FromConfiguration(new ConfigurationBuilder()
+            .AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)))
+            .Build());
+
+    [Fact]
+    public void Defaults_are_the_seeds_and_leave_the_forward_pass_size_to_the_device()
+    {
+        var options = Read();
+        Assert.Equal(2, options.MaxConcurrent);
+        Assert.Equal(32, options.EmbedBatch);
+        Assert.Equal(16_384, options.MaxBatchTokens);
+        Assert.Null(options.MaxBatchSequences);
+        Assert.Equal("auto", options.Device);
+    }
+
+    [Fact]
+    public void Seed_variables_win_over_the_project_keys()
+    {
+        var options = Read(("GPU_MAX_CONCURRENT", "8"), ("Gpu:MaxConcurrent", "3"), ("TORCH_DEVICE", "cuda:1"), ("Gpu:Device", "cpu"));
+        Assert.Equal(8, options.MaxConcurrent);
+        Assert.Equal("cuda:1", options.Device);
+    }
+
+    [Fact]
+    public void Batching_limits_are_read_from_variables_or_keys()
+    {
+        var options = Read(("GPU_MAX_BATCH_TOKENS", "4096"), ("Gpu:MaxBatchSequences", "64"), ("GPU_EMBED_BATCH", "10"));
+        Assert.Equal(4096, options.MaxBatchTokens);
+        Assert.Equal(64, options.MaxBatchSequences);
+        Assert.Equal(10, options.EmbedBatch);
+    }
+
+    [Theory]
+    [InlineData("GPU_MAX_BATCH_TOKENS", "0")]
+    [InlineData("GPU_MAX_BATCH_SEQUENCES", "-3")]
+    [InlineData("GPU_MAX_CONCURRENT", "many")]
+    public void Values_that_are_not_positive_integers_are_refused_with_the_variable_named(string variable, string value)
+    {
+        var error = Assert.Throws<ArgumentException>(() => Read((variable, value)));
+        Assert.Contains(variable, error.Message);
+    }
+}
