@@ -15,14 +15,13 @@ public sealed record BatchLimits
     public int? MaxBatchSequences { get; init; }
 
     /// <summary>
-    /// Forward passes in flight at once, each on its own thread over the same session; by default 2 on a GPU (one
-    /// pass's host-side work overlaps the other's kernels) and 1 on the CPU (ONNX Runtime already uses every core).
+    /// Forward passes in flight at once, each on its own thread over the same session (default 2): while one pass
+    /// runs, the other's results are pooled and the next is assembled.
     /// </summary>
-    public int? Workers { get; init; }
+    public int Workers { get; init; } = 2;
 
     internal int SequencesFor(bool onGpu) => MaxBatchSequences ?? (onGpu ? 256 : 32);
 
-    internal int WorkersFor(bool onGpu) => Workers ?? (onGpu ? 2 : 1);
 }
 
 /// <summary>Forward passes run and sequences embedded by a model's batcher.</summary>
@@ -56,7 +55,7 @@ internal sealed class EncoderBatcher : IDisposable
         _padId = padId;
         _maxBatchTokens = limits.MaxBatchTokens;
         _maxBatchSequences = limits.SequencesFor(encoder.OnGpu);
-        _workers = [.. Enumerable.Range(0, Math.Max(1, limits.WorkersFor(encoder.OnGpu))).Select(i => new Thread(Work) { IsBackground = true, Name = $"embed-batcher-{i}" })];
+        _workers = [.. Enumerable.Range(0, Math.Max(1, limits.Workers)).Select(i => new Thread(Work) { IsBackground = true, Name = $"encoder-batcher-{i}" })];
         foreach (var worker in _workers)
         {
             worker.Start();

@@ -48,7 +48,8 @@ public sealed class EncoderBatcherTests(MiniLmFixture minilm)
     [Fact]
     public async Task A_pass_never_exceeds_the_sequence_limit()
     {
-        using var model = EmbeddingModel.Load(minilm.Folder, MiniLmFixture.EncoderOptions, new BatchLimits { MaxBatchSequences = 4 });
+        // One worker, so that the passes (and their progress reports) come in order.
+        using var model = EmbeddingModel.Load(minilm.Folder, MiniLmFixture.EncoderOptions, new BatchLimits { MaxBatchSequences = 4, Workers = 1 });
         var sequences = model.Tokenize([.. Enumerable.Range(0, 10).Select(i => $"sentence number {i}")]);
         var reports = new List<BatchProgress>();
         await model.EmbedAsync(sequences, normalize: true, progressChunk: 5, onProgress: reports.Add, cancellationToken: TestContext.Current.CancellationToken);
