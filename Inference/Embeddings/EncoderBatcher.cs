@@ -21,7 +21,6 @@ public sealed record BatchLimits
     public int Workers { get; init; } = 2;
 
     internal int SequencesFor(bool onGpu) => MaxBatchSequences ?? (onGpu ? 256 : 32);
-
 }
 
 /// <summary>Forward passes run and sequences embedded by a model's batcher.</summary>
@@ -176,6 +175,12 @@ internal sealed class EncoderBatcher : IDisposable
             for (var k = 0; k < _pending.Count; k++)
             {
                 _pending[k].Remaining.RemoveRange(heads[k], taken[k]);
+            }
+
+            // More is waiting: wake another worker to assemble the next pass while this one runs.
+            if (_pending.Any(r => r.Remaining.Count > 0))
+            {
+                _signal.Release();
             }
 
             return batch;
