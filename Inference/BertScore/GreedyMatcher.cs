@@ -1,3 +1,5 @@
+using System.Numerics.Tensors;
+
 namespace OrleansGpu.Inference.BertScore;
 
 /// <summary>bert_score's <c>greedy_cos_idf</c>: precision, recall and F1 of candidate/reference pairs.</summary>
@@ -103,16 +105,8 @@ public static class GreedyMatcher
         return mean;
     }
 
-    private static float Dot(ReadOnlySpan<float> x, ReadOnlySpan<float> y)
-    {
-        double sum = 0;
-        for (var d = 0; d < x.Length; d++)
-        {
-            sum += (double)x[d] * y[d];
-        }
-
-        return (float)sum;
-    }
+    // Vectorised fp32 sums, as bert_score's torch.bmm computes them; every oracle run still holds within 1e-5.
+    private static float Dot(ReadOnlySpan<float> x, ReadOnlySpan<float> y) => TensorPrimitives.Dot(x, y);
 
     private static float MaxNaN(float current, float candidate) =>
         float.IsNaN(current) || float.IsNaN(candidate) ? float.NaN : Math.Max(current, candidate);
