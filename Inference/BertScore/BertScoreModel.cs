@@ -59,17 +59,13 @@ public sealed class BertScoreModel : IDisposable
     /// <summary>Layers whose cut graph is open.</summary>
     public IReadOnlyCollection<int> OpenLayers => [.. _encoders.Where(e => e.Value.IsValueCreated).Select(e => e.Key)];
 
-    /// <summary>Scores the request; <paramref name="onBatchDone"/> hears (batches done, batches in all) after each forward pass.</summary>
-    public BertScoreResult Score(BertScoreRequest request, CancellationToken cancellationToken = default, Action<int, int>? onBatchDone = null)
-    {
-        var call = Prepare(request);
-        var embeddings = EmbedTokens(EncoderFor(call.Layer).Encoder, call.Tokens, request.BatchSize, request.MaxBatchTokens, onBatchDone, cancellationToken);
-        return Finish(call, embeddings);
-    }
+    /// <summary>Scores the request, waiting for it (see <see cref="ScoreAsync"/>).</summary>
+    public BertScoreResult Score(BertScoreRequest request, CancellationToken cancellationToken = default) =>
+        ScoreAsync(request, cancellationToken: cancellationToken).GetAwaiter().GetResult();
 
     /// <summary>
     /// Scores the request with its forward passes shared with every other concurrent caller of the same layer
-    /// (dynamic batching, see <see cref="EncoderBatcher"/>); equal to <see cref="Score"/>. The matching keeps
+    /// (dynamic batching, see <see cref="EncoderBatcher"/>). The matching keeps
     /// bert_score's chunks of <see cref="BertScoreRequest.BatchSize"/> pairs, which its numbers depend on.
     /// <paramref name="onProgress"/> hears how far the forward passes are, in chunks of that many texts.
     /// </summary>
@@ -197,36 +193,6 @@ public sealed class BertScoreModel : IDisposable
         return stripped.Length == 0
             ? [Tokenizer.Special.Start, Tokenizer.Special.End]
             : Tokenizer.Encode(stripped, MaxTokens);
-    }
-
-    private Dictionary<string, TokenEmbeddings> EmbedTokens(
-        OnnxEncoder encoder, Dictionary<string, int[]> tokens, int batchSize, int maxBatchTokens, Action<int, int>? onBatchDone, CancellationToken cancellationToken)
-    {
-        var texts = tokens.Keys.OrderByDescending(t => tokens[t].Length).ToList();
-        var result = new Dictionary<string, TokenEmbeddings>(texts.Count, StringComparer.Ordinal);
-        var batchesDone = 0;
-        var batches = 0;
-        for (var start = 0; start < texts.Count; start += Batching.Size(tokens[texts[start]].Length, batchSize, maxBatchTokens, texts.Count - start))
-        {
-            batches++;
-        }
-
-        var done = 0;
-        for (var start = 0; start < texts.Count; start += done)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            done = Batching.Size(tokens[texts[start]].Length, batchSize, maxBatchTokens, texts.Count - start);
-            var chunk = texts.GetRange(start, done);
-            using var states = encoder.Run([.. chunk.Select(t => tokens[t])], Tokenizer.Special.Pad);
-            for (var k = 0; k < chunk.Count; k++)
-            {
-                result[chunk[k]] = TokenEmbeddings.FromStates(states, k, tokens[chunk[k]].Length);
-            }
-
-            onBatchDone?.Invoke(++batchesDone, batches);
-        }
-
-        return result;
     }
 
     private LayerEncoder EncoderFor(int layer) =>

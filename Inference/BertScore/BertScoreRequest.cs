@@ -23,11 +23,11 @@ public sealed record BertScoreRequest
     /// <summary>Caller-given baseline values (bert_score's <c>baseline_path</c>); the hash then says <c>custom-rescaled</c>.</summary>
     public Baseline? Baseline { get; init; }
 
-    /// <summary>Sentences per forward pass and pairs per matching chunk; bert_score's default is 64.</summary>
+    /// <summary>
+    /// Pairs per matching chunk (bert_score's <c>batch_size</c>, default 64), which its numbers depend on, and the
+    /// chunk of progress reports. The forward passes are the model's (<see cref="Embeddings.BatchLimits"/>).
+    /// </summary>
     public int BatchSize { get; init; } = 64;
-
-    /// <summary>Padded tokens per forward pass; long texts go in smaller batches (see <c>EmbedOptions.MaxBatchTokens</c>).</summary>
-    public int MaxBatchTokens { get; init; } = 16_384;
 
     /// <summary>Pairs each candidate with one reference.</summary>
     public static IReadOnlyList<IReadOnlyList<string>> Single(IReadOnlyList<string> references) =>
