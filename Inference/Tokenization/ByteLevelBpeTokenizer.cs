@@ -92,25 +92,10 @@ public sealed class ByteLevelBpeTokenizer : TextTokenizer
 
     public override void EncodeContent(string text, List<int> ids)
     {
-        var first = true;
-        _literals.Split(text, (start, length) =>
-        {
-            var segment = text.AsSpan(start, length);
-            if (first && start == 0 && AddPrefixSpace)
-            {
-                EncodeText(string.Concat(" ", segment), ids);
-            }
-            else
-            {
-                EncodeText(segment, ids);
-            }
-
-            first = false;
-        }, id =>
-        {
-            first = false;
-            ids.Add(id);
-        });
+        // The space goes before the whole text, as transformers' prepare_for_tokenization puts it, so a text that
+        // opens with a literal special token gets a lone "Ġ" before that token (unless the token strips it).
+        var source = AddPrefixSpace && text.Length > 0 && !UnicodeRules.IsPythonSpace(text[0]) ? " " + text : text;
+        _literals.Split(source, (start, length) => EncodeText(source.AsSpan(start, length), ids), ids.Add);
     }
 
     private void EncodeText(ReadOnlySpan<char> text, List<int> ids)

@@ -1,14 +1,18 @@
-using System.Globalization;
 using System.Text;
 
 namespace OrleansGpu.Inference.Tokenization;
 
 /// <summary>
-/// Character classes as Hugging Face's Rust tokenizers (and Python's <c>str</c>) define them. .NET's own
-/// helpers differ in small ways that change token ids, so the rules live here, one place.
+/// Character classes as Hugging Face's Rust tokenizers (and Python's <c>str</c>) define them. tokenizers takes most of
+/// BERT's classes from tables frozen at an old Unicode version, and .NET's are newer, so those classes come from
+/// <see cref="BertUnicodeTables"/>, written from what tokenizers does to every code point. The rules live here, one place.
 /// </summary>
 internal static class UnicodeRules
 {
+    // Most text is ASCII: its classes are looked up once here rather than searched for every character.
+    private static readonly bool[] AsciiRemoved = AsciiTable(BertUnicodeTables.Removed);
+    private static readonly bool[] AsciiPunctuation = AsciiTable(BertUnicodeTables.Punctuation);
+
     private static readonly Lazy<bool> DecompositionWorks = new(() => "\u00e9".Normalize(NormalizationForm.FormD).Length == 2);
 
     /// <summary>
@@ -31,62 +35,118 @@ internal static class UnicodeRules
         r.Value is '\t' or '\n' or '\r' || Rune.IsWhiteSpace(r);
 
     /// <summary>
-    /// "Other" characters that BERT cleaning deletes: control, format, unassigned, private use and surrogates,
-    /// except tab, newline and carriage return (which become spaces). NUL and U+FFFD are deleted too.
+    /// Characters that BERT text cleaning deletes: controls (but tab, newline and carriage return, which become spaces),
+    /// format and private-use characters as tokenizers' frozen tables know them, NUL and U+FFFD. Unassigned code points
+    /// are kept, as tokenizers keeps them.
     /// </summary>
-    public static bool IsBertRemoved(Rune r)
+    public static bool IsBertRemoved(Rune r) =>
+        r.IsAscii ? AsciiRemoved[r.Value] : InRanges(BertUnicodeTables.Removed, r.Value);
+
+    /// <summary>The CJK ideographs that BERT splits into single-character words (tokenizers' ranges).</summary>
+    public static bool IsCjk(int cp) => InRanges(BertUnicodeTables.Ideographs, cp);
+
+    /// <summary>BERT punctuation: every ASCII punctuation/symbol character plus the P* classes of tokenizers' tables.</summary>
+    public static bool IsBertPunctuation(Rune r) =>
+        r.IsAscii ? AsciiPunctuation[r.Value] : InRanges(BertUnicodeTables.Punctuation, r.Value);
+
+    /// <summary>
+    /// Canonical decomposition without non-spacing marks, as BERT accent stripping does it: tokenizers' decomposition
+    /// (.NET's, less the few decompositions newer than tokenizers' table) and its class of non-spacing marks.
+    /// </summary>
+    public static void AppendWithoutAccents(StringBuilder sb, string text)
     {
-        if (r.Value is '\t' or '\n' or '\r')
+        foreach (var rune in Decompose(text).EnumerateRunes())
         {
-            return false;
+            if (!InRanges(BertUnicodeTables.NonSpacingMarks, rune.Value))
+            {
+                sb.Append(rune.ToString());
+            }
         }
-
-        if (r.Value is 0 or 0xFFFD)
-        {
-            return true;
-        }
-
-        return Rune.GetUnicodeCategory(r) is UnicodeCategory.Control or UnicodeCategory.Format
-            or UnicodeCategory.OtherNotAssigned or UnicodeCategory.PrivateUse or UnicodeCategory.Surrogate;
-    }
-
-    /// <summary>The CJK ideograph blocks that BERT splits into single-character words.</summary>
-    public static bool IsCjk(int cp) =>
-        cp is >= 0x4E00 and <= 0x9FFF
-            or >= 0x3400 and <= 0x4DBF
-            or >= 0x20000 and <= 0x2A6DF
-            or >= 0x2A700 and <= 0x2B73F
-            or >= 0x2B740 and <= 0x2B81F
-            or >= 0x2B820 and <= 0x2CEAF
-            or >= 0xF900 and <= 0xFAFF
-            or >= 0x2F800 and <= 0x2FA1F;
-
-    /// <summary>BERT punctuation: every ASCII punctuation/symbol character plus Unicode category P*.</summary>
-    public static bool IsBertPunctuation(Rune r)
-    {
-        var cp = r.Value;
-        if (cp is >= 33 and <= 47 or >= 58 and <= 64 or >= 91 and <= 96 or >= 123 and <= 126)
-        {
-            return true;
-        }
-
-        return Rune.GetUnicodeCategory(r) is UnicodeCategory.ConnectorPunctuation or UnicodeCategory.DashPunctuation
-            or UnicodeCategory.OpenPunctuation or UnicodeCategory.ClosePunctuation
-            or UnicodeCategory.InitialQuotePunctuation or UnicodeCategory.FinalQuotePunctuation
-            or UnicodeCategory.OtherPunctuation;
     }
 
     /// <summary>Appends the lower case of <paramref name="r"/> as Rust's <c>char::to_lowercase</c> does (full mapping).</summary>
     public static void AppendLower(StringBuilder sb, Rune r)
     {
-        if (r.Value == 0x130)
+        var at = BertUnicodeTables.LowercaseFrom.BinarySearch(r.Value);
+        if (at >= 0)
         {
-            // The one unconditional multi-character lower-case mapping in SpecialCasing.txt: İ → i + combining dot.
-            sb.Append('i').Append('\u0307');
+            sb.Append(BertUnicodeTables.LowercaseTo[at]);
             return;
         }
 
         sb.Append(Rune.ToLowerInvariant(r).ToString());
+    }
+
+    private static string Decompose(string text)
+    {
+        if (!MayHoldKeptWhole(text))
+        {
+            return text.Normalize(NormalizationForm.FormD);
+        }
+
+        var sb = new StringBuilder(text.Length + 8);
+        var segmentStart = 0;
+        var i = 0;
+        foreach (var rune in text.EnumerateRunes())
+        {
+            if (KeptWhole(rune))
+            {
+                sb.Append(text.AsSpan(segmentStart, i - segmentStart).ToString().Normalize(NormalizationForm.FormD));
+                sb.Append(rune.ToString());
+                segmentStart = i + rune.Utf16SequenceLength;
+            }
+
+            i += rune.Utf16SequenceLength;
+        }
+
+        sb.Append(text.AsSpan(segmentStart).ToString().Normalize(NormalizationForm.FormD));
+        return sb.ToString();
+    }
+
+    /// <summary>
+    /// Code points whose decomposition tokenizers does not know, and U+FFFE, which it passes through and .NET refuses
+    /// to normalize.
+    /// </summary>
+    private static bool KeptWhole(Rune r) => r.Value == 0xFFFE || InRanges(BertUnicodeTables.NotDecomposed, r.Value);
+
+    /// <summary>A cheap test that rules out <see cref="KeptWhole"/> characters: none lies below this UTF-16 unit.</summary>
+    private static readonly char FirstKeptWholeUnit = (char)Math.Min(0xD800, BertUnicodeTables.NotDecomposed[0]);
+
+    private static bool MayHoldKeptWhole(string text) => text.AsSpan().IndexOfAnyInRange(FirstKeptWholeUnit, '\uFFFF') >= 0;
+
+    private static bool[] AsciiTable(ReadOnlySpan<int> ranges)
+    {
+        var table = new bool[128];
+        for (var cp = 0; cp < table.Length; cp++)
+        {
+            table[cp] = InRanges(ranges, cp);
+        }
+
+        return table;
+    }
+
+    /// <summary>Whether <paramref name="cp"/> lies in one of the ascending (first, last) pairs of <paramref name="ranges"/>.</summary>
+    private static bool InRanges(ReadOnlySpan<int> ranges, int cp)
+    {
+        int lo = 0, hi = (ranges.Length / 2) - 1;
+        while (lo <= hi)
+        {
+            var mid = (lo + hi) >>> 1;
+            if (cp < ranges[2 * mid])
+            {
+                hi = mid - 1;
+            }
+            else if (cp > ranges[(2 * mid) + 1])
+            {
+                lo = mid + 1;
+            }
+            else
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>Python's <c>str.isspace()</c>: Unicode White_Space plus the information separators U+001C–U+001F.</summary>

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text;
 
 namespace OrleansGpu.Inference.Tokenization;
@@ -162,16 +161,8 @@ public sealed class WordPieceTokenizer : TextTokenizer
         var result = sb.ToString();
         if (_stripAccents)
         {
-            var decomposed = result.Normalize(NormalizationForm.FormD);
             sb.Clear();
-            foreach (var rune in decomposed.EnumerateRunes())
-            {
-                if (Rune.GetUnicodeCategory(rune) != UnicodeCategory.NonSpacingMark)
-                {
-                    sb.Append(rune.ToString());
-                }
-            }
-
+            UnicodeRules.AppendWithoutAccents(sb, result);
             result = sb.ToString();
         }
 

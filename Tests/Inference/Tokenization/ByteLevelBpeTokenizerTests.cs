@@ -105,6 +105,13 @@ public sealed class ByteLevelBpeTokenizerTests
     }
 
     [Fact]
+    public void Prefix_space_goes_before_a_leading_special_token_unless_it_strips_spaces()
+    {
+        Assert.Equal([0, 6, 2, 7, 2], SmallRoberta(prefix: true).Encode("</s>hi", 512));
+        Assert.Equal([0, 10, 8, 2], SmallRoberta(prefix: true).Encode("<mask> hi", 512));
+    }
+
+    [Fact]
     public void Literal_special_tokens_are_recognised_and_mask_swallows_the_space_before_it() =>
         Assert.Equal([0, 7, 10, 2, 2], SmallRoberta().Encode("hi <mask></s>", 512));
 
