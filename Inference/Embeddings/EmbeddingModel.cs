@@ -1,3 +1,5 @@
+using Google.Protobuf;
+using Onnx;
 using OrleansGpu.Inference.Models;
 using OrleansGpu.Inference.Onnx;
 using OrleansGpu.Inference.Tokenization;
@@ -33,9 +35,13 @@ public sealed class EmbeddingModel : IDisposable
 
     private readonly Lazy<EncoderBatcher> _batcher;
 
-    public EmbeddingModel(string name, TextTokenizer tokenizer, OnnxEncoder encoder, int maxTokens, BatchLimits? limits = null)
+    private readonly bool _pooledInGraph;
+
+    /// <param name="pooledInGraph">Whether <paramref name="encoder"/> outputs mean-pooled vectors (<see cref="MeanPoolingGraph"/>) rather than hidden states.</param>
+    public EmbeddingModel(string name, TextTokenizer tokenizer, OnnxEncoder encoder, int maxTokens, BatchLimits? limits = null, bool pooledInGraph = false)
     {
         Name = name;
+        _pooledInGraph = pooledInGraph;
         Tokenizer = tokenizer;
         _encoder = encoder;
         MaxTokens = maxTokens;
@@ -62,10 +68,24 @@ public sealed class EmbeddingModel : IDisposable
     public static EmbeddingModel Load(ModelFolder folder, EncoderOptions options, BatchLimits? limits = null)
     {
         var tokenizer = TokenizerLoader.Load(folder.Directory, folder.Config.DoLowerCase);
-        var encoder = OnnxEncoder.Open(folder.OnnxPath, options);
+
+        // Pool on the device when the graph allows it (it has an attention mask); otherwise here, from the hidden states.
+        var graph = ModelProto.Parser.ParseFrom(File.ReadAllBytes(folder.OnnxPath));
+        var pooledInGraph = MeanPoolingGraph.CanPool(graph);
+        OnnxEncoder encoder;
+        if (pooledInGraph)
+        {
+            MeanPoolingGraph.AppendInPlace(graph);
+            encoder = OnnxEncoder.Open(graph.ToByteArray(), Path.GetDirectoryName(folder.OnnxPath), options);
+        }
+        else
+        {
+            encoder = OnnxEncoder.Open(folder.OnnxPath, options);
+        }
+
         try
         {
-            var model = new EmbeddingModel(folder.Name, tokenizer, encoder, folder.Config.EmbeddingLimit, limits);
+            var model = new EmbeddingModel(folder.Name, tokenizer, encoder, folder.Config.EmbeddingLimit, limits, pooledInGraph);
             if (model.Dimensions <= 0)
             {
                 using var warm = encoder.Run([tokenizer.Encode("warm up", model.MaxTokens)], tokenizer.Special.Pad);
@@ -142,7 +162,7 @@ public sealed class EmbeddingModel : IDisposable
             using var states = _encoder.Run(batch, Tokenizer.Special.Pad);
             for (var k = 0; k < sizes[b]; k++)
             {
-                Pooling.MeanPool(states, k, batch[k].Length, output.AsSpan(order[start + k] * dims, dims), options.Normalize);
+                Pool(states, k, batch[k].Length, output.AsSpan(order[start + k] * dims, dims), options.Normalize);
             }
 
             done += sizes[b];
@@ -164,12 +184,30 @@ public sealed class EmbeddingModel : IDisposable
         var output = new float[sequences.Length * dims];
         await _batcher.Value.RunAsync(
             sequences,
-            (states, row, index) => Pooling.MeanPool(states, row, sequences[index].Length, output.AsSpan(index * dims, dims), normalize),
+            (states, row, index) => Pool(states, row, sequences[index].Length, output.AsSpan(index * dims, dims), normalize),
             progressChunk,
             onProgress,
             cancellationToken);
         return output;
     }
+
+    private void Pool(HiddenStates states, int row, int length, Span<float> destination, bool normalize)
+    {
+        if (!_pooledInGraph)
+        {
+            Pooling.MeanPool(states, row, length, destination, normalize);
+            return;
+        }
+
+        states.Token(row, 0).CopyTo(destination);
+        if (normalize)
+        {
+            Pooling.L2Normalize(destination, 1e-12f);
+        }
+    }
+
+    /// <summary>Whether the mean pooling runs inside the graph, on the model's device.</summary>
+    public bool PoolsInGraph => _pooledInGraph;
 
     /// <summary>What <see cref="EmbedAsync"/> has run so far.</summary>
     public BatchingTotals BatchingTotals => _batcher.IsValueCreated ? _batcher.Value.Totals : default;

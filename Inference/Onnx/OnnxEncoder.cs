@@ -9,7 +9,7 @@ namespace OrleansGpu.Inference.Onnx;
 
 /// <summary>
 /// One ONNX Runtime session over a transformer encoder: token ids in, hidden states <c>[batch, tokens, hidden]</c>
-/// out. Feeds the inputs the graph declares (<c>input_ids</c>, <c>attention_mask</c>, <c>token_type_ids</c> as
+/// out (or <c>[batch, hidden]</c> from a graph that pools, see <see cref="MeanPoolingGraph"/>). Feeds the inputs the graph declares (<c>input_ids</c>, <c>attention_mask</c>, <c>token_type_ids</c> as
 /// zeros) with the element type it declares. Safe for concurrent callers: ONNX Runtime sessions are.
 /// </summary>
 public sealed class OnnxEncoder : IDisposable
@@ -35,7 +35,7 @@ public sealed class OnnxEncoder : IDisposable
         var output = session.OutputMetadata.First();
         _outputNames = [output.Key];
         var dims = output.Value.Dimensions;
-        HiddenSize = dims.Length == 3 && dims[2] > 0 ? dims[2] : -1;
+        HiddenSize = dims.Length is 2 or 3 && dims[^1] > 0 ? dims[^1] : -1;
     }
 
     /// <summary>The execution provider the session runs on: <c>CUDA:0</c> or <c>CPU</c>.</summary>
@@ -249,7 +249,10 @@ public sealed class OnnxEncoder : IDisposable
     }
 }
 
-/// <summary>The hidden states of one batch, <c>[batch, tokens, hidden]</c>, read in place from ONNX Runtime's output.</summary>
+/// <summary>
+/// The hidden states of one batch, <c>[batch, tokens, hidden]</c>, read in place from ONNX Runtime's output. A graph
+/// that pools gives <c>[batch, hidden]</c>: one vector per sequence, seen here as a single token.
+/// </summary>
 public sealed class HiddenStates : IDisposable
 {
     private readonly IDisposableReadOnlyCollection<OrtValue> _outputs;
@@ -261,15 +264,16 @@ public sealed class HiddenStates : IDisposable
         var value = outputs.First();
         var info = value.GetTensorTypeAndShape();
         var shape = info.Shape;
-        if (shape.Length != 3 || shape[0] != batch || shape[1] != tokens)
+        var pooled = shape.Length == 2 && shape[0] == batch;
+        if (!pooled && (shape.Length != 3 || shape[0] != batch || shape[1] != tokens))
         {
             outputs.Dispose();
             throw new InvalidDataException($"Encoder output has shape [{string.Join(", ", shape)}]; expected [{batch}, {tokens}, hidden].");
         }
 
         Batch = batch;
-        Tokens = tokens;
-        HiddenSize = (int)shape[2];
+        Tokens = pooled ? 1 : tokens;
+        HiddenSize = (int)shape[^1];
         if (info.ElementDataType == TensorElementType.Float16)
         {
             // ONNX Runtime's Float16 has System.Half's layout; the vectorised conversion is many times faster than a
