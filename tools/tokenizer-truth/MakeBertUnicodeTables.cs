@@ -129,25 +129,11 @@ Ranges(sb, "Ideographs", "Code points written with a space on each side, as CJK 
 Ranges(sb, "Punctuation", "Code points that BertPreTokenizer makes words of their own (ASCII punctuation and the crate's P* classes).", punctuation);
 Ranges(sb, "NonSpacingMarks", "Code points that accent stripping deletes after decomposition (the crate's Mn class).", nonSpacingMarks);
 Ranges(sb, "NotDecomposed", "Code points that .NET decomposes and tokenizers' older decomposition table leaves whole.", notDecomposed);
-sb.AppendLine("    /// <summary>Lower-case mappings where Rust's <c>char::to_lowercase</c> differs from .NET's <c>Rune.ToLowerInvariant</c>.</summary>");
-sb.AppendLine("    public static ReadOnlySpan<int> LowercaseFrom =>");
-sb.AppendLine("    [");
-foreach (var line in lowercase.Keys.Chunk(8))
-{
-    sb.AppendLine("        " + string.Join(" ", line.Select(cp => $"0x{cp:X},")));
-}
-
-sb.AppendLine("    ];");
+List(sb, "    /// <summary>Lower-case mappings where Rust's <c>char::to_lowercase</c> differs from .NET's <c>Rune.ToLowerInvariant</c>.</summary>",
+    "    public static ReadOnlySpan<int> LowercaseFrom =>", lowercase.Keys.Select(cp => $"0x{cp:X},"));
 sb.AppendLine();
-sb.AppendLine("    /// <summary>The lower case of each <see cref=\"LowercaseFrom\"/> entry, in the same order.</summary>");
-sb.AppendLine("    public static readonly string[] LowercaseTo =");
-sb.AppendLine("    [");
-foreach (var line in lowercase.Values.Chunk(8))
-{
-    sb.AppendLine("        " + string.Join(" ", line.Select(v => $"\"{Escape(v)}\",")));
-}
-
-sb.AppendLine("    ];");
+List(sb, "    /// <summary>The lower case of each <see cref=\"LowercaseFrom\"/> entry, in the same order.</summary>",
+    "    public static readonly string[] LowercaseTo =", lowercase.Values.Select(v => $"\"{Escape(v)}\","));
 sb.AppendLine("}");
 File.WriteAllText(output, sb.ToString().Replace("\r\n", "\n"));
 Console.WriteLine($"{output}: {removed.Count} removed, {ideographs.Count} ideographs, {punctuation.Count} punctuation, "
@@ -196,6 +182,19 @@ static void Ranges(StringBuilder sb, string name, string summary, List<int> code
 
     sb.AppendLine("    ];");
     sb.AppendLine();
+}
+
+static void List(StringBuilder sb, string summary, string declaration, IEnumerable<string> items)
+{
+    sb.AppendLine(summary);
+    sb.AppendLine(declaration);
+    sb.AppendLine("    [");
+    foreach (var line in items.Chunk(8))
+    {
+        sb.AppendLine("        " + string.Join(" ", line));
+    }
+
+    sb.AppendLine("    ];");
 }
 
 static string Escape(string s)
