@@ -6,6 +6,7 @@ using OrleansGpu.Api.Endpoints;
 using OrleansGpu.Api.Hosting;
 using OrleansGpu.Api.Http;
 using OrleansGpu.Api.Routing;
+using OrleansGpu.Grains.Hosting;
 using Prometheus;
 
 var builder = WebApplication.CreateBuilder(args);
@@ -20,7 +21,7 @@ builder.AddCluster();
 builder.Services.AddSingleton(keys);
 builder.Services.AddSingleton(limits);
 builder.Services.AddSingleton(FrontDefaults.FromConfiguration(builder.Configuration));
-builder.Services.AddSingleton(RoutingOptions.FromConfiguration(builder.Configuration));
+builder.Services.AddSettings<RoutingOptions, RoutingOptionsValidator>(builder.Configuration, RoutingOptions.Section, RoutingOptions.Aliases);
 builder.Services.AddSingleton<HostRouter>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<HostRouter>());
 
