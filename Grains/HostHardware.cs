@@ -55,7 +55,7 @@ public sealed record HardwareSnapshot(IReadOnlyList<GpuDevice> Gpus, string? Cud
 /// Probes the host's GPUs with <c>nvidia-smi</c> in the background (a hosted service of the silo) and keeps the last
 /// <see cref="Snapshot"/>, which grains read without waiting. A probe that outlives
 /// <see cref="GpuHostOptions.HardwareProbeTimeout"/> is killed, so a hung driver slows nothing but this probe.
-/// With the device set to <c>cpu</c> nothing is probed.
+/// With the device set to <c>cpu</c> nothing is probed. Until the first probe answers, the host reads as having no GPU.
 /// </summary>
 public sealed class HostHardware(IOptions<GpuHostOptions> options, ILogger<HostHardware> logger) : IHostedService, IDisposable
 {
@@ -66,16 +66,15 @@ public sealed class HostHardware(IOptions<GpuHostOptions> options, ILogger<HostH
 
     public HardwareSnapshot Snapshot => _snapshot;
 
-    /// <summary>Probes once (bounded by the timeout) so the first load report names the right device, then every interval.</summary>
-    public async Task StartAsync(CancellationToken cancellationToken)
+    /// <summary>Starts probing in the background, at once and then every interval; the start never waits on a probe.</summary>
+    public Task StartAsync(CancellationToken cancellationToken)
     {
-        if (ExecutionDevice.Parse(options.Value.Device).Kind == ExecutionDeviceKind.Cpu)
+        if (ExecutionDevice.Parse(options.Value.Device).Kind != ExecutionDeviceKind.Cpu)
         {
-            return;
+            _loop = Task.Run(() => LoopAsync(_stop.Token), CancellationToken.None);
         }
 
-        await ProbeAsync(cancellationToken);
-        _loop = Task.Run(() => LoopAsync(_stop.Token), CancellationToken.None);
+        return Task.CompletedTask;
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
@@ -84,18 +83,30 @@ public sealed class HostHardware(IOptions<GpuHostOptions> options, ILogger<HostH
         await _loop.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
     }
 
+    /// <summary>Completes after the first probe has ended (answered, failed or timed out).</summary>
+    internal Task FirstProbe => _firstProbe.Task;
+
+    private readonly TaskCompletionSource _firstProbe = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     private async Task LoopAsync(CancellationToken stop)
     {
         while (!stop.IsCancellationRequested)
         {
             try
             {
-                await Task.Delay(options.Value.HardwareProbeInterval, stop);
                 await ProbeAsync(stop);
+                _firstProbe.TrySetResult();
+                await Task.Delay(options.Value.HardwareProbeInterval, stop);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
                 return;
+            }
+            catch (Exception ex)
+            {
+                // A probe must never end the loop: the snapshot stays as last read.
+                _firstProbe.TrySetResult();
+                logger.LogDebug(ex, "Probing the hardware failed");
             }
         }
     }
