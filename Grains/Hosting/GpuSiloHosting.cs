@@ -56,6 +56,9 @@ public static class GpuSiloHosting
 
         // The Orleans dashboard's per-silo data and grain profiling come from every silo.
         silo.AddDashboard();
+
+        // Grain calls carry the caller's trace (front → host grain → model grain); see Observability.AddTracing.
+        silo.AddActivityPropagation();
         return silo;
     }
 }
