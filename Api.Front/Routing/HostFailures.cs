@@ -1,6 +1,7 @@
 using Orleans.Runtime;
 using OrleansGpu.Grains;
 using OrleansGpu.Grains.Placement;
+using OrleansGpu.Inference.Onnx;
 
 namespace OrleansGpu.Api.Routing;
 
@@ -16,7 +17,7 @@ public enum HostFailure
     /// <summary>Another host left while this one worked: the host is fine, the request is sent again (see <see cref="HostDirectory.MembershipChanged"/>).</summary>
     MembershipChanged,
 
-    /// <summary>The host could not answer (gone, unreachable, message rejected, timed out): another host is tried, and this one avoided a while.</summary>
+    /// <summary>The host could not answer (gone, unreachable, message rejected, timed out) or cannot run work at all: another host is tried, and this one avoided a while.</summary>
     HostFailed,
 }
 
@@ -45,6 +46,11 @@ public static class HostFailures
         GatewayTooBusyException => HostFailure.HostFailed,
         ClientNotAvailableException => HostFailure.HostFailed,
         Orleans.Runtime.Messaging.ConnectionFailedException => HostFailure.HostFailed,
+
+        // The host cannot run any work (no ICU for the tokenizers, a device it was told to use is not usable): a
+        // fault of that machine, not of the request.
+        PlatformNotSupportedException => HostFailure.HostFailed,
+        DeviceUnavailableException => HostFailure.HostFailed,
         _ => HostFailure.Deterministic,
     };
 }
