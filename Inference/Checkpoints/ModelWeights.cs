@@ -45,7 +45,7 @@ public static class ModelWeights
 
     private static ICheckpoint OpenSingleFile(string path)
     {
-        Span<byte> start = stackalloc byte[16];
+        Span<byte> start = stackalloc byte[32];
         int read;
         using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
         {

@@ -36,9 +36,18 @@ public sealed class PyTorchCheckpoint : ICheckpoint
 
     public IReadOnlyCollection<string> Names => _tensors.Keys;
 
-    /// <summary>Whether a file starts as <c>torch.save</c>'s legacy format does (protocol 2 pickle of its magic number).</summary>
-    public static bool IsLegacy(ReadOnlySpan<byte> start) =>
-        start.Length >= 2 + LegacyMagicPickle.Length && start[0] == 0x80 && start[1] <= 5 && start[2..].StartsWith(LegacyMagicPickle);
+    /// <summary>Whether a file starts as <c>torch.save</c>'s legacy format does: a pickle of its magic number.</summary>
+    public static bool IsLegacy(ReadOnlySpan<byte> start)
+    {
+        if (start.Length < 2 || start[0] != 0x80 || start[1] > 5)
+        {
+            return false;
+        }
+
+        // PROTO, then (protocol 4 and later) a FRAME opcode with its 8-byte length, then LONG1 of the magic number.
+        var rest = start[2..];
+        return (rest.Length > 9 && rest[0] == 0x95 ? rest[9..] : rest).StartsWith(LegacyMagicPickle);
+    }
 
     /// <summary>Opens either PyTorch format (told apart by the file's first bytes).</summary>
     public static PyTorchCheckpoint Open(string path)
@@ -46,7 +55,7 @@ public sealed class PyTorchCheckpoint : ICheckpoint
         var file = MappedFile.Open(path);
         try
         {
-            var start = file.Span(0, Math.Min(file.Length, 16));
+            var start = file.Span(0, Math.Min(file.Length, 32));
             if (ZipDirectory.LooksLikeZip(start))
             {
                 return OpenZip(file);
@@ -79,7 +88,7 @@ public sealed class PyTorchCheckpoint : ICheckpoint
         }
 
         var result = new float[tensor.Info.ElementCount];
-        var bytes = TensorBytes(tensor, out _);
+        var bytes = TensorBytes(tensor);
         TensorConversion.ToFloat32(tensor.Info.DType, tensor.IsContiguous ? bytes : Gather(tensor, bytes), result);
         return result;
     }
@@ -87,7 +96,7 @@ public sealed class PyTorchCheckpoint : ICheckpoint
     public byte[] ReadBytes(string name)
     {
         var tensor = Get(name);
-        var bytes = TensorBytes(tensor, out _);
+        var bytes = TensorBytes(tensor);
         return tensor.IsContiguous ? bytes.ToArray() : Gather(tensor, bytes);
     }
 
@@ -113,14 +122,13 @@ public sealed class PyTorchCheckpoint : ICheckpoint
             : throw new CheckpointException($"{_file.Name} has no tensor named {name}.");
 
     /// <summary>The bytes from the tensor's first element to its last (all of it when contiguous).</summary>
-    private ReadOnlySpan<byte> TensorBytes(Placed tensor, out byte[]? buffer)
+    private ReadOnlySpan<byte> TensorBytes(Placed tensor)
     {
         if (tensor.Entry is { Method: not 0 } entry)
         {
-            return _zip!.Read(entry, out buffer).Slice((int)tensor.ByteOffset, (int)tensor.Extent);
+            return _zip!.Read(entry).Slice((int)tensor.ByteOffset, (int)tensor.Extent);
         }
 
-        buffer = null;
         return _file.Span(tensor.DataStart, tensor.Extent);
     }
 
@@ -173,14 +181,14 @@ public sealed class PyTorchCheckpoint : ICheckpoint
         }
 
         if (zip.TryGet($"{stem}/byteorder", out var byteOrder)
-            && Encoding.ASCII.GetString(zip.Read(byteOrder, out _)).Trim() is var order and not "little")
+            && Encoding.ASCII.GetString(zip.Read(byteOrder)).Trim() is var order and not "little")
         {
             throw new CheckpointException($"{file.Name} was saved {StateDictUnpickler.Sanitize(order)}-endian; only little-endian checkpoints are read.");
         }
 
         var source = $"{file.Name} ({StateDictUnpickler.Sanitize(stem)}/data.pkl)";
         var unpickler = new StateDictUnpickler(source);
-        var root = unpickler.Load(zip.Read(pickleEntry, out _), out _);
+        var root = unpickler.Load(zip.Read(pickleEntry), out _);
         var tensors = new Dictionary<string, Placed>(StringComparer.Ordinal);
         foreach (var (name, pickled) in StateDict(root, source))
         {

@@ -24,7 +24,20 @@ internal sealed class StateDictUnpickler(string source)
     // consumer of these values can be driven into deep recursion.
     private const int MaxNesting = 100;
 
+    // Values on the stack or in the memo at once: far more than any state dict holds (two per tensor while its dict is
+    // built), and a bound on the memory a small hostile pickle can make the reader allocate.
+    private const int MaxValues = 4_000_000;
+
     private static readonly Dictionary<string, PickleGlobal> AllowedGlobals = BuildAllowList();
+
+    private static readonly Dictionary<byte, string> OpcodeNames = new()
+    {
+        [(byte)'I'] = "INT", [(byte)'L'] = "LONG", [(byte)'S'] = "STRING", [(byte)'V'] = "UNICODE", [(byte)'F'] = "FLOAT",
+        [(byte)'g'] = "GET", [(byte)'p'] = "PUT", [0x82] = "EXT1", [0x83] = "EXT2", [0x84] = "EXT4",
+        [0x8f] = "EMPTY_SET", [0x90] = "ADDITEMS", [0x91] = "FROZENSET", [0x96] = "BYTEARRAY8",
+        [0x97] = "NEXT_BUFFER", [0x98] = "READONLY_BUFFER",
+    };
+
     // Element types PyTorch has that no encoder checkpoint read here uses; named so that the error says so.
     private static readonly HashSet<string> UnsupportedTypes =
     [
@@ -39,9 +52,6 @@ internal sealed class StateDictUnpickler(string source)
 
     /// <summary>Every storage the pickles loaded so far referred to (the legacy format needs their types).</summary>
     public IReadOnlyList<StorageRef> Storages => _storages;
-
-    /// <summary>The names this reader accepts as globals, for messages and documentation.</summary>
-    public static IEnumerable<string> AllowedGlobalNames => AllowedGlobals.Keys.Order(StringComparer.Ordinal);
 
     /// <summary>
     /// Interprets one pickle at the start of <paramref name="data"/> and returns its value; <paramref name="consumed"/>
@@ -60,6 +70,11 @@ internal sealed class StateDictUnpickler(string source)
             if (pos >= data.Length)
             {
                 throw Error(at, "the pickle ends without a STOP opcode (the file is truncated)");
+            }
+
+            if (stack.Count > MaxValues || memo.Count > MaxValues)
+            {
+                throw Error(at, $"more than {MaxValues} values at once, far more than a state dict holds");
             }
 
             var op = data[pos++];
@@ -315,14 +330,6 @@ internal sealed class StateDictUnpickler(string source)
         }
     }
 
-    private static readonly Dictionary<byte, string> OpcodeNames = new()
-    {
-        [(byte)'I'] = "INT", [(byte)'L'] = "LONG", [(byte)'S'] = "STRING", [(byte)'V'] = "UNICODE", [(byte)'F'] = "FLOAT",
-        [(byte)'g'] = "GET", [(byte)'p'] = "PUT", [0x82] = "EXT1", [0x83] = "EXT2", [0x84] = "EXT4",
-        [0x8f] = "EMPTY_SET", [0x90] = "ADDITEMS", [0x91] = "FROZENSET", [0x96] = "BYTEARRAY8",
-        [0x97] = "NEXT_BUFFER", [0x98] = "READONLY_BUFFER",
-    };
-
     private CheckpointException Error(int at, string what) => new($"{source}: {what} (pickle byte {at}). Checkpoints are read, never executed.");
 
     private ReadOnlySpan<byte> Take(ReadOnlySpan<byte> data, ref int pos, long count, int at)
@@ -506,6 +513,8 @@ internal sealed class StateDictUnpickler(string source)
 
                         dict.Add(k, v);
                     }
+
+                    dict.Depth = pairs.Depth;
                 }
                 else if (args.Length != 0)
                 {

@@ -68,15 +68,14 @@ internal sealed class ZipDirectory
     public bool TryGet(string name, out ZipEntry entry) => _entries.TryGetValue(name, out entry!);
 
     /// <summary>
-    /// The entry's bytes: a slice of the mapping when stored (as <c>torch.save</c> writes them), inflated into
-    /// <paramref name="buffer"/> when a tool recompressed the archive.
+    /// The entry's bytes: a slice of the mapping when stored (as <c>torch.save</c> writes them), inflated into a new
+    /// array when a tool recompressed the archive.
     /// </summary>
-    public ReadOnlySpan<byte> Read(ZipEntry entry, out byte[]? buffer)
+    public ReadOnlySpan<byte> Read(ZipEntry entry)
     {
         var stored = _file.Span(entry.DataOffset, entry.CompressedSize);
         if (entry.Method == 0)
         {
-            buffer = null;
             return stored;
         }
 
@@ -85,7 +84,7 @@ internal sealed class ZipDirectory
             throw Malformed(_file, $"the compressed entry {entry.Name} inflates to {entry.Size} bytes, over the 2 GiB read at once; unzip and re-save it uncompressed");
         }
 
-        buffer = new byte[entry.Size];
+        var buffer = new byte[entry.Size];
         try
         {
             unsafe

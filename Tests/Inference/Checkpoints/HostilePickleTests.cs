@@ -157,6 +157,7 @@ public sealed class HostilePickleTests
             ["deeply nested tuples"] = (Start().EmptyTuple().Raw([.. Enumerable.Repeat((byte)0x85, 1000)]).Stop().ToArray(), "nested more than 100"),
             ["deeply nested MARKs"] = (Start().Raw([.. Enumerable.Repeat((byte)'(', 100_000)]).Stop().ToArray(), "MARKs nested"),
             ["a list holding itself"] = (SelfContaining(), "nested more than 100"),
+            ["millions of values"] = (Start().Raw([.. Enumerable.Repeat((byte)'N', 4_000_002)]).Stop().ToArray(), "more than 4000000 values"),
             ["a whole pickled model"] = (Start().Mark().String("module").None().None().None().Tuple().BinPersId().Stop().ToArray(), "whole pickled model"),
             ["not a dict"] = (Start().EmptyList().Stop().ToArray(), "not a state dict"),
             ["complex storage"] = (StateDict(TorchTensor.Contiguous("w", "ComplexFloatStorage", "0", [3])), "torch.ComplexFloatStorage are not supported"),

@@ -171,6 +171,40 @@ public sealed class PyTorchCheckpointTests
     }
 
     [Fact]
+    public void A_zip64_directory_is_read()
+    {
+        // Past 65535 entries the end record's fields saturate and the zip64 end record holds the real ones, as it
+        // does for checkpoints over 4 GiB.
+        const int count = 66_000;
+        var tensors = Enumerable.Range(0, count).Select(i => TorchTensor.Contiguous($"t{i}", "FloatStorage", i.ToString(), [1])).ToArray();
+        var storages = Enumerable.Range(0, count).ToDictionary(i => i.ToString(), i => Bytes(new[] { (float)i }));
+        using var folder = new TempFolder();
+        TorchFiles.WriteZip(folder.File("w.bin"), TorchFiles.StateDictPickle(tensors), storages);
+        var endRecord = File.ReadAllBytes(folder.File("w.bin"))[^22..];
+        Assert.Equal(0xFFFF, System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(endRecord.AsSpan(10)));
+
+        using var checkpoint = PyTorchCheckpoint.Open(folder.File("w.bin"));
+        Assert.Equal(count, checkpoint.Names.Count);
+        Assert.Equal([65_999f], checkpoint.ReadFloat32("t65999"));
+    }
+
+    [Fact]
+    public void A_legacy_file_saved_with_a_framed_pickle_protocol_is_read()
+    {
+        // pickle protocol 4 and later wrap opcodes in FRAMEs; torch.save(..., pickle_protocol=4) starts that way.
+        byte[] magic = [0x80, 0x04, 0x95, 13, 0, 0, 0, 0, 0, 0, 0, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, (byte)'.'];
+        using var folder = new TempFolder();
+        var pickle = TorchFiles.StateDictPickle([TorchTensor.Contiguous("w", "FloatStorage", "0", [6])], legacy: true);
+        TorchFiles.WriteLegacy(folder.File("w.bin"), pickle, [("0", 6, Bytes(Six))]);
+        var bytes = File.ReadAllBytes(folder.File("w.bin"));
+        File.WriteAllBytes(folder.File("w.bin"), [.. magic, .. bytes[15..]]);
+
+        using var checkpoint = (PyTorchCheckpoint)ModelWeights.OpenFile(folder.File("w.bin"));
+        Assert.False(checkpoint.IsZip);
+        Assert.Equal(Six, checkpoint.ReadFloat32("w"));
+    }
+
+    [Fact]
     public void A_TorchScript_archive_is_named_as_such()
     {
         using var folder = new TempFolder();
