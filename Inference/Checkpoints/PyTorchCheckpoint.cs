@@ -1,5 +1,4 @@
 using System.Numerics;
-using System.Runtime.InteropServices;
 using System.Text;
 
 namespace OrleansGpu.Inference.Checkpoints;
@@ -8,8 +7,8 @@ namespace OrleansGpu.Inference.Checkpoints;
 /// A <c>pytorch_model.bin</c>, memory-mapped: the zip format of <c>torch.save</c> since PyTorch 1.6
 /// (<c>&lt;stem&gt;/data.pkl</c> plus one stored entry per storage) or the legacy stream of pickles that came before
 /// it. The state dict's pickle is interpreted by <see cref="StateDictUnpickler"/>, which never executes anything;
-/// tensor data is read in place from the mapping, so a multi-gigabyte checkpoint opens in milliseconds and costs
-/// no more memory than the tensors asked of it. Names are as stored (task prefixes, <c>gamma</c>/<c>beta</c>): see
+/// tensor data is read in place from the mapping, so opening a multi-gigabyte checkpoint reads only its directory and
+/// pickle, and reading costs no more memory than the tensors asked of it. Reads may run concurrently. Names are as stored (task prefixes, <c>gamma</c>/<c>beta</c>): see
 /// <see cref="BaseModelCheckpoint"/> for the base model's names.
 /// </summary>
 public sealed class PyTorchCheckpoint : ICheckpoint
