@@ -75,7 +75,7 @@ describe.skipIf(!frontDll)(`end to end against the real Api.Front${frontDll ? ""
     let worst = 0;
     embeddings.forEach((row, i) => row.forEach((v, d) => (worst = Math.max(worst, Math.abs(v - oracle.embeddings[i][d])))));
     expect(worst).toBeLessThanOrEqual(1e-5);
-  });
+  }, 180_000); // 327 texts on a CPU shared with other builds
 
   it("gpu_bertscore with two references per candidate, refused whole, is split by pairs and returns bert_score's scores", async () => {
     const oracle = JSON.parse(readFileSync(resolve(oracles, "bertscore-public.json"), "utf8"));
@@ -95,7 +95,7 @@ describe.skipIf(!frontDll)(`end to end against the real Api.Front${frontDll ? ""
       expect(Math.abs(scores.recall[i] - multi.R[i])).toBeLessThanOrEqual(1e-5);
       expect(Math.abs(scores.f1[i] - multi.F[i])).toBeLessThanOrEqual(1e-5);
     }
-  });
+  }, 120_000);
 
   it("gpu_bertscore with idf over the front's limit is refused with the reason, not split", async () => {
     const oracle = JSON.parse(readFileSync(resolve(oracles, "bertscore-public.json"), "utf8"));
