@@ -46,7 +46,8 @@ const PARTS_PER_HOST = 2;
 
 /**
  * Sends the call whole if its body fits `maxRequestBytes`, else in parts that do. A part a host refuses for its size
- * is cut again: to the limit the host named, or in half, down to one item, which is then reported as too large.
+ * is cut again: into even parts within the limit the host named, or in half, down to one item, which is then
+ * reported as too large.
  * The first part that fails for any other reason fails the call and cancels the others.
  */
 export async function scatterGather<R>(pool: HostPool, call: SplittableCall<R>, options: { maxRequestBytes: number; signal?: AbortSignal }): Promise<Gathered<R>> {
@@ -96,9 +97,10 @@ export async function scatterGather<R>(pool: HostPool, call: SplittableCall<R>, 
         throw new ServiceError(`${error.message}; the call cannot be split: ${call.whole}`, error.status, error.host);
       }
       splitBecause ??= error.message;
+      // As many parts as the host's named limit needs (at least two), of even size so that the hosts share the work.
       const weight = sum(range, (i) => call.weight(i));
-      const limit = error.maxItems !== undefined && error.maxItems < weight ? error.maxItems : Math.floor(weight / 2);
-      await Promise.all(partition(call, range, limit, options.maxRequestBytes).map(send));
+      const parts = Math.max(2, error.maxItems === undefined ? 2 : Math.ceil(weight / error.maxItems));
+      await Promise.all(partition(call, range, Math.ceil(weight / parts), options.maxRequestBytes).map(send));
     }
   };
 

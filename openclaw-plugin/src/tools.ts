@@ -140,7 +140,7 @@ function served(gathered: Gathered<unknown>): { details: Record<string, unknown>
   }
   return {
     details: { host: hosts.join(", "), parts: gathered.parts },
-    note: `\nSplit into ${gathered.parts.length} requests over ${hosts.join(", ")}, because ${gathered.splitBecause}.`,
+    note: `\nSplit into ${gathered.parts.length} requests over ${hosts.join(", ")}, because ${gathered.splitBecause?.replace(/\.+$/, "")}.`,
   };
 }
 
