@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
+using Microsoft.Extensions.Options;
 using Orleans.Dashboard;
 using OrleansGpu.Api.Auth;
 using OrleansGpu.Api.Endpoints;
@@ -10,16 +11,10 @@ using Prometheus;
 
 var builder = WebApplication.CreateBuilder(args);
 
-var keys = ApiKeys.FromConfiguration(builder.Configuration);
-var limits = RequestLimits.FromConfiguration(builder.Configuration);
-ListenAddresses.Configure(builder, keys.Required);
-builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = limits.MaxBodyBytes);
-
+ListenAddresses.Configure(builder, ApiKeyOptionsSetup.KeyConfigured(builder.Configuration));
+builder.AddFrontOptions();
 builder.AddCluster();
 
-builder.Services.AddSingleton(keys);
-builder.Services.AddSingleton(limits);
-builder.Services.AddSingleton(FrontDefaults.FromConfiguration(builder.Configuration));
 builder.Services.AddSingleton(RoutingOptions.FromConfiguration(builder.Configuration));
 builder.Services.AddSingleton<HostRouter>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<HostRouter>());
@@ -31,27 +26,11 @@ builder.Services.AddAuthorization(o =>
     // Deny by default: every route, unknown ones included, needs the key; /health opts out explicitly.
     o.FallbackPolicy = new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build();
 });
-builder.Services.AddOpenApi();
-builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Encoder = ApiErrors.Json.Encoder);
+builder.AddApiConventions();
 
 var app = builder.Build();
 
-app.UseMiddleware<ErrorHandling>();
-app.UseStatusCodePages(async status =>
-{
-    var context = status.HttpContext;
-    await ApiErrors.WriteAsync(context, context.Response.StatusCode, context.Response.StatusCode switch
-    {
-        404 => "not_found",
-        405 => "method_not_allowed",
-        _ => "error",
-    }, context.Response.StatusCode switch
-    {
-        404 => $"No route {context.Request.Method} {context.Request.Path}.",
-        405 => $"{context.Request.Method} is not allowed on {context.Request.Path}.",
-        _ => "The request failed.",
-    });
-});
+app.UseApiConventions();
 app.UseRouting();
 app.UseAuthentication();
 app.UseAuthorization();
@@ -61,9 +40,18 @@ app.MapSeedEndpoints();
 app.MapOpenAiEndpoints();
 app.MapOpenApi();
 app.MapMetrics();
-app.MapOrleansDashboard(ApiKeyAuthenticationHandler.DashboardPath);
+app.MapOrleansDashboard(ApiKeyAuthenticationHandler.DashboardPath).AddEndpointFilter(DashboardErrors.FilterAsync).ExcludeFromDescription();
 
-app.Run();
+try
+{
+    app.Run();
+}
+catch (OptionsValidationException ex)
+{
+    // A bad setting stops the start with what to fix, not a stack trace.
+    Console.Error.WriteLine($"Api.Front cannot start: {string.Join(" ", ex.Failures)}");
+    Environment.ExitCode = 1;
+}
 
 /// <summary>The entry point, visible to tests that host the front.</summary>
 public partial class Program;

@@ -116,7 +116,8 @@ public sealed class HostRouter(IClusterClient client, RoutingOptions options, IL
 
         var tried = new HashSet<string>(StringComparer.Ordinal);
         Exception? lastFailure = null;
-        var busy = 0;
+        var busy = new SortedDictionary<string, HostBusyException>(StringComparer.Ordinal);
+        var failed = 0;
         var looked = false;
         for (var attempt = 0; attempt < options.MaxAttempts; attempt++)
         {
@@ -166,12 +167,13 @@ public sealed class HostRouter(IClusterClient client, RoutingOptions options, IL
             }
             catch (HostBusyException ex)
             {
-                busy++;
+                busy[host] = ex;
                 lastFailure = ex;
                 logger.LogInformation("GPU host {Host} is busy; trying another", host);
             }
             catch (Exception ex)
             {
+                failed++;
                 lastFailure = ex;
                 state.MarkFailed(options.FailureCooldown);
                 Interlocked.Increment(ref _retries);
@@ -188,8 +190,10 @@ public sealed class HostRouter(IClusterClient client, RoutingOptions options, IL
             throw new NoHostAvailableException("No GPU host is available: none has joined the cluster yet.", busy: false);
         }
 
-        throw busy > 0 && busy == tried.Count
-            ? new NoHostAvailableException("Every GPU host is busy; retry later.", busy: true, lastFailure)
+        // Busy everywhere it was tried (a host asked twice counts once): the client should come back, not give up.
+        throw busy.Count > 0 && failed == 0
+            ? new NoHostAvailableException(
+                $"Every GPU host is busy ({string.Join("; ", busy.Values.Select(b => b.Message.TrimEnd('.')))}); retry later.", busy: true, lastFailure)
             : new NoHostAvailableException($"No GPU host could serve the request: {lastFailure.Message}", busy: false, lastFailure);
     }
 

@@ -1,0 +1,69 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using OrleansGpu.Api.Auth;
+using OrleansGpu.Api.Contracts;
+using OrleansGpu.Api.Endpoints;
+using OrleansGpu.Api.Http;
+
+namespace OrleansGpu.Api.Hosting;
+
+/// <summary>The front's own settings, and the HTTP conventions every route shares: JSON, errors, validation, guards, logs.</summary>
+public static class FrontServices
+{
+    /// <summary>The front's settings, checked at start: a bad value stops the start with a message that names it.</summary>
+    public static void AddFrontOptions(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddSingleton<IConfigureOptions<RequestLimits>, RequestLimitsSetup>();
+        services.AddSingleton<IValidateOptions<RequestLimits>, RequestLimitsSetup>();
+        services.AddOptions<RequestLimits>().ValidateOnStart();
+        services.AddSingleton<IConfigureOptions<ApiKeyOptions>, ApiKeyOptionsSetup>();
+        services.AddSingleton<IValidateOptions<ApiKeyOptions>, ApiKeyOptionsSetup>();
+        services.AddOptions<ApiKeyOptions>().ValidateOnStart();
+        services.AddSingleton<IConfigureOptions<FrontDefaults>, FrontDefaultsSetup>();
+        services.AddSingleton<IValidateOptions<FrontDefaults>, FrontDefaultsSetup>();
+        services.AddOptions<FrontDefaults>().ValidateOnStart();
+        services.AddSingleton<ApiKeys>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddHostedService<ListenGuard>();
+
+        // Kestrel stops a body one byte past the limit: the reader tells "exactly the limit" from "over" itself.
+        services.AddOptions<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>()
+            .Configure<IOptions<RequestLimits>>((kestrel, limits) => kestrel.Limits.MaxRequestBodySize = limits.Value.MaxBodyBytes + 1);
+    }
+
+    public static void AddApiConventions(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.TypeInfoResolverChain.Insert(0, ApiJson.Default);
+            o.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower;
+            o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict;
+            o.SerializerOptions.Encoder = ApiJson.Relaxed.Options.Encoder;
+        });
+
+        // One error shape whoever answers: exceptions, validation, status codes, authentication.
+        services.AddSingleton<IProblemDetailsWriter, ApiErrorWriter>();
+        services.AddProblemDetails();
+        services.AddExceptionHandler<ApiExceptionHandler>();
+        services.AddValidation();
+        services.AddOpenApi(ApiDocumentation.Configure);
+
+        // ASP.NET Core's request lines print the query string, where the dashboard's login carries the key;
+        // RequestLog writes them instead, without it. (Set here, after the configuration's rules, so they hold.)
+        foreach (var category in RequestLog.UrlLoggingCategories)
+        {
+            builder.Logging.AddFilter(category, LogLevel.Warning);
+        }
+    }
+
+    public static void UseApiConventions(this WebApplication app)
+    {
+        app.UseMiddleware<RequestLog>();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseMiddleware<LocalOnlyGuard>();
+        app.UseMiddleware<DashboardLogin>();
+    }
+}
