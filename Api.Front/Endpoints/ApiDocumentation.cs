@@ -46,7 +46,7 @@ public static class ApiDocumentation
             {
                 foreach (var name in required)
                 {
-                    if (properties.GetValueOrDefault(name) is OpenApiSchema { Type: { } kind } property)
+                    if (properties.TryGetValue(name, out var found) && found is OpenApiSchema { Type: { } kind } property)
                     {
                         property.Type = kind & ~JsonSchemaType.Null;
                     }
