@@ -37,12 +37,14 @@ public static class ApiDocumentation
         return route;
     }
 
+    private static readonly HashSet<Type> RequestTypes = [typeof(EmbedRequest), typeof(BertScoreRequest), typeof(BaselineRequest), typeof(OpenAiEmbeddingsRequest)];
+
     public static void Configure(OpenApiOptions options)
     {
         options.AddSchemaTransformer((schema, context, _) =>
         {
-            // A required field is never null, whatever its C# type says (the records leave checking it to validation).
-            if (schema.Required is { Count: > 0 } required && schema.Properties is { } properties)
+            // A required field of a request is never null, whatever its C# type says (the records leave that to validation).
+            if (RequestTypes.Contains(context.JsonTypeInfo.Type) && schema.Required is { Count: > 0 } required && schema.Properties is { } properties)
             {
                 foreach (var name in required)
                 {

@@ -27,9 +27,11 @@ public static class FrontServices
         services.TryAddSingleton(TimeProvider.System);
         services.AddHostedService<ListenGuard>();
 
-        // Kestrel stops a body one byte past the limit: the reader tells "exactly the limit" from "over" itself.
+        // The body limit is enforced by the reader, on the JSON's bytes (JsonRequest). Kestrel's own limit is only a
+        // backstop: for a chunked body it counts the chunks' framing too, so at the same value it would refuse a
+        // chunked body that the same bytes with a Content-Length pass.
         services.AddOptions<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>()
-            .Configure<IOptions<RequestLimits>>((kestrel, limits) => kestrel.Limits.MaxRequestBodySize = limits.Value.MaxBodyBytes + 1);
+            .Configure<IOptions<RequestLimits>>((kestrel, limits) => kestrel.Limits.MaxRequestBodySize = 2 * limits.Value.MaxBodyBytes + 64 * 1024);
     }
 
     public static void AddApiConventions(this WebApplicationBuilder builder)
