@@ -1,6 +1,5 @@
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
-using Microsoft.Extensions.Options;
 using Orleans.Dashboard;
 using OrleansGpu.Api.Auth;
 using OrleansGpu.Api.Endpoints;
@@ -30,6 +29,13 @@ builder.AddApiConventions();
 
 var app = builder.Build();
 
+// A bad setting stops the start with what to fix, before anything starts and without a stack trace.
+if (FrontServices.SettingProblems(app.Services) is { Count: > 0 } problems)
+{
+    Console.Error.WriteLine($"Api.Front cannot start: {string.Join(" ", problems)}");
+    return 1;
+}
+
 app.UseApiConventions();
 app.UseRouting();
 app.UseAuthentication();
@@ -42,16 +48,8 @@ app.MapOpenApi();
 app.MapMetrics();
 app.MapOrleansDashboard(ApiKeyAuthenticationHandler.DashboardPath).AddEndpointFilter(DashboardErrors.FilterAsync).ExcludeFromDescription();
 
-try
-{
-    app.Run();
-}
-catch (OptionsValidationException ex)
-{
-    // A bad setting stops the start with what to fix, not a stack trace.
-    Console.Error.WriteLine($"Api.Front cannot start: {string.Join(" ", ex.Failures)}");
-    Environment.ExitCode = 1;
-}
+app.Run();
+return Environment.ExitCode;
 
 /// <summary>The entry point, visible to tests that host the front.</summary>
 public partial class Program;

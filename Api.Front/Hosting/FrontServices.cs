@@ -31,7 +31,37 @@ public static class FrontServices
         // backstop: for a chunked body it counts the chunks' framing too, so at the same value it would refuse a
         // chunked body that the same bytes with a Content-Length pass.
         services.AddOptions<Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions>()
-            .Configure<IOptions<RequestLimits>>((kestrel, limits) => kestrel.Limits.MaxRequestBodySize = 2 * limits.Value.MaxBodyBytes + 64 * 1024);
+            .Configure<IConfiguration>((kestrel, configuration) =>
+            {
+                // Read without validation: the server is built before the settings are checked (SettingProblems).
+                var limits = new RequestLimits();
+                new RequestLimitsSetup(configuration).Configure(limits);
+                kestrel.Limits.MaxRequestBodySize = 2 * limits.MaxBodyBytes + 64 * 1024;
+            });
+    }
+
+    /// <summary>What is wrong with the front's settings, each naming its variable; empty when they are fine.</summary>
+    public static IReadOnlyList<string> SettingProblems(IServiceProvider services)
+    {
+        var problems = new List<string>();
+        foreach (var read in new Action[]
+        {
+            () => _ = services.GetRequiredService<IOptions<RequestLimits>>().Value,
+            () => _ = services.GetRequiredService<IOptions<Auth.ApiKeyOptions>>().Value,
+            () => _ = services.GetRequiredService<IOptions<FrontDefaults>>().Value,
+        })
+        {
+            try
+            {
+                read();
+            }
+            catch (OptionsValidationException ex)
+            {
+                problems.AddRange(ex.Failures);
+            }
+        }
+
+        return problems;
     }
 
     public static void AddApiConventions(this WebApplicationBuilder builder)
