@@ -4,10 +4,14 @@ using System.Text;
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
+using OrleansGpu.Grains.Security;
 
 namespace OrleansGpu.Api.Auth;
 
-/// <summary>The API keys the front accepts: <c>API_KEY</c> (the seed's variable) and/or <c>Api:Keys</c> (comma-separated).</summary>
+/// <summary>
+/// The API keys the front accepts: <c>API_KEY</c> (the seed's variable; or the file <c>API_KEY_FILE</c> names) and/or
+/// <c>Api:Keys</c> (comma-separated).
+/// </summary>
 public sealed class ApiKeys
 {
     private readonly byte[][] _digests;
@@ -21,7 +25,7 @@ public sealed class ApiKeys
     public static ApiKeys FromConfiguration(IConfiguration configuration)
     {
         var keys = new List<string>();
-        if (configuration["API_KEY"] is { Length: > 0 } single)
+        if (SecretFiles.Read(configuration, "API_KEY") is { Length: > 0 } single)
         {
             keys.Add(single);
         }
