@@ -18,6 +18,7 @@ base=${BASE_PORT:-42000}
 bin=bin/Release/net10.0
 work=$(mktemp -d)
 pids=()
+declare -A cluster_pids
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
@@ -41,9 +42,20 @@ start() {
     --Cluster:SiloPort=$silo_port --Cluster:PrimarySiloPort=$silo_port --Cluster:GatewayPort=$gateway_port \
     >"$work/silo-$mode.log" 2>&1 &
   pids+=($!)
+  cluster_pids[$mode]=$!
   env "${front_tls[@]}" ASPNETCORE_URLS="http://127.0.0.1:$((base + offset + 2))" dotnet "Api.Front/$bin/Api.Front.dll" \
     --Cluster:Mode=client --Cluster:Gateways=$gateway_port >"$work/front-$mode.log" 2>&1 &
   pids+=($!)
+  cluster_pids[$mode]+=" $!"
+}
+
+# cpu_ticks MODE: CPU time (user + system, in clock ticks) the cluster's silo and front have used so far.
+cpu_ticks() {
+  local total=0 pid
+  for pid in ${cluster_pids[$1]}; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
 }
 
 start tls 0
@@ -63,21 +75,24 @@ scenarios='status 2000 8 1
 embed-short 400 4 1
 embed-short 40 4 32'
 
-# bench MODE ROUND: every scenario once against one cluster, its rows prefixed with the cluster and the round.
+# bench MODE ROUND: every scenario once against one cluster, its rows prefixed with the cluster and the round and
+# followed by the CPU time its silo and front spent per request (less sensitive than throughput to what else runs).
 bench() {
-  local mode=$1 round=$2 port
+  local mode=$1 round=$2 port before after
   port=$([ "$mode" = tls ] && echo $((base + 2)) || echo $((base + 5)))
   while read -r scenario requests concurrency batch; do
     local json=()
     [ -n "$out" ] && [ "$round" != warm-up ] && mkdir -p "$out" && json=(--out "$out/$mode-$round-$scenario-$batch.json")
+    before=$(cpu_ticks "$mode")
     row=$(dotnet "Bench/$bin/Bench.dll" --url "http://127.0.0.1:$port" --scenario "$scenario" --requests "$requests" \
       --concurrency "$concurrency" --batch "$batch" "${json[@]}" | tail -n 1)
-    echo "| $mode | $round $row"
+    after=$(cpu_ticks "$mode")
+    echo "| $mode | $round $row $(((after - before) * 1000000 / $(getconf CLK_TCK) / requests)) |"
   done <<<"$scenarios"
 }
 
-echo "| cluster | round | scenario | requests × batch | concurrency | throughput | p50 ms | p99 ms | failures |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| cluster | round | scenario | requests × batch | concurrency | throughput | p50 ms | p99 ms | failures | CPU µs per request (silo + front) |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 # A warm-up round (JIT, model sessions, connections) for both, then the rounds proper, the order swapped each time.
 bench tls warm-up
 bench plain warm-up
