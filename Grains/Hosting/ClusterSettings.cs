@@ -117,7 +117,14 @@ public sealed record ClusterSettings
             throw new ArgumentException($"{PostgresPasswordFileVariable} is set but there is no connection string: set {PostgresVariable} (without the password) too.");
         }
 
-        return new NpgsqlConnectionStringBuilder(connection) { Password = SecretFiles.ReadFile(passwordFile, PostgresPasswordFileVariable) }.ConnectionString;
+        var builder = new NpgsqlConnectionStringBuilder(connection);
+        if (!string.IsNullOrEmpty(builder.Password))
+        {
+            throw new ArgumentException($"{PostgresPasswordFileVariable} is set and the connection string has a password too: keep one (the file keeps it out of process listings).");
+        }
+
+        builder.Password = SecretFiles.ReadFile(passwordFile, PostgresPasswordFileVariable);
+        return builder.ConnectionString;
     }
 
     /// <summary>Clustering, endpoints and membership timings for a silo.</summary>

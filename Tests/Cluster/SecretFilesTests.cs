@@ -55,6 +55,8 @@ public sealed class SecretFilesTests : IDisposable
 
         Assert.Contains("ORLEANS_POSTGRES", Assert.Throws<ArgumentException>(() =>
             ClusterSettings.FromConfiguration(Configuration(("ORLEANS_POSTGRES_PASSWORD_FILE", Write("pg2", "p"))))).Message);
+        Assert.Contains("has a password too", Assert.Throws<ArgumentException>(() => ClusterSettings.FromConfiguration(Configuration(
+            ("ORLEANS_POSTGRES", withoutPassword + ";Password=x"), ("ORLEANS_POSTGRES_PASSWORD_FILE", Write("pg3", "p"))))).Message);
     }
 
     private string Write(string name, string content)
