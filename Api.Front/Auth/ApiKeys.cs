@@ -3,11 +3,12 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Options;
 using OrleansGpu.Api.Hosting;
+using OrleansGpu.Grains.Security;
 
 namespace OrleansGpu.Api.Auth;
 
 /// <summary>
-/// Who may call the front: the key(s) of <c>API_KEY</c> (the seed's variable) and <c>Api:Keys</c> (comma-separated),
+/// Who may call the front: the key(s) of <c>API_KEY</c> (the seed's variable, or the file <c>API_KEY_FILE</c> names) and <c>Api:Keys</c> (comma-separated),
 /// and whether a front without a key may serve beyond loopback (<c>API_ALLOW_ANONYMOUS_REMOTE</c>).
 /// </summary>
 public sealed class ApiKeyOptions
@@ -24,9 +25,16 @@ internal sealed class ApiKeyOptionsSetup(IConfiguration configuration) : IConfig
     public void Configure(ApiKeyOptions options)
     {
         var settings = new Settings(configuration, options.Problems);
-        if (configuration["API_KEY"] is { } single && !string.IsNullOrWhiteSpace(single))
+        try
         {
-            options.Keys.Add(single.Trim());
+            if (SecretFiles.Read(configuration, "API_KEY") is { } single && !string.IsNullOrWhiteSpace(single))
+            {
+                options.Keys.Add(single.Trim());
+            }
+        }
+        catch (ArgumentException ex)
+        {
+            options.Problems.Add(ex.Message);
         }
 
         if (configuration["Api:Keys"] is { } list)
@@ -52,7 +60,9 @@ internal sealed class ApiKeyOptionsSetup(IConfiguration configuration) : IConfig
 
     /// <summary>Whether a key is configured, read before the host is built (it decides the default listen address).</summary>
     public static bool KeyConfigured(IConfiguration configuration) =>
-        !string.IsNullOrWhiteSpace(configuration["API_KEY"]) || !string.IsNullOrWhiteSpace(configuration["Api:Keys"]?.Replace(",", "", StringComparison.Ordinal));
+        !string.IsNullOrWhiteSpace(configuration["API_KEY"])
+        || !string.IsNullOrWhiteSpace(configuration["API_KEY" + SecretFiles.FileSuffix])
+        || !string.IsNullOrWhiteSpace(configuration["Api:Keys"]?.Replace(",", "", StringComparison.Ordinal));
 }
 
 /// <summary>
