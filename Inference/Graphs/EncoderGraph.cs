@@ -57,6 +57,11 @@ internal sealed class EncoderGraph(OnnxGraphWriter writer, ICheckpoint checkpoin
     /// <summary>Reads a tensor as float32 after checking that its shape is <paramref name="shape"/>.</summary>
     public float[] Read(string name, params long[] shape)
     {
+        if (checkpoint is ISyntheticCheckpoint synthetic)
+        {
+            return synthetic.Make(name, shape);
+        }
+
         if (!checkpoint.Contains(name))
         {
             throw new GraphBuildException($"The checkpoint has no tensor {name}, which a {Config.ModelType} model needs.");
@@ -72,32 +77,30 @@ internal sealed class EncoderGraph(OnnxGraphWriter writer, ICheckpoint checkpoin
         return checkpoint.ReadFloat32(name);
     }
 
-    public bool Has(string name) => checkpoint.Contains(name);
-
     /// <summary>Copies a checkpoint tensor as it is (embeddings, LayerNorm parameters, biases).</summary>
     public string Param(string name, params long[] shape) => Once(name, () => W.Weight(name, Read(name, shape), shape));
 
-    /// <summary>A table of <paramref name="columns"/>-wide rows (embeddings), however many rows it has.</summary>
-    public string Table(string name, int columns)
-    {
-        var rows = Has(name) && checkpoint.Info(name).Shape is [var r, _] ? r : -1;
-        return Param(name, rows, columns);
-    }
+    /// <summary><c>embeddings.word_embeddings.weight</c>, <c>[vocab_size, H]</c>.</summary>
+    public string WordEmbeddings => Param("embeddings.word_embeddings.weight", Config.VocabSize, Hidden);
 
-    /// <summary>Row <paramref name="row"/> of a table, as a vector (BERT's token type 0).</summary>
-    public string TableRow(string name, int row, int columns)
+    /// <summary><c>embeddings.position_embeddings.weight</c>, <c>[max_position_embeddings, H]</c>.</summary>
+    public string PositionEmbeddings => Param("embeddings.position_embeddings.weight", Config.MaxPositionEmbeddings, Hidden);
+
+    /// <summary>Token type 0's embedding, <c>[H]</c>: the type of every token when no token_type_ids are given.</summary>
+    public string TokenTypeZero => TableRow("embeddings.token_type_embeddings.weight", 0, Config.TypeVocabSize, Hidden);
+
+    /// <summary>Row <paramref name="row"/> of a <c>[rows, columns]</c> table, as a vector (BERT's token type 0).</summary>
+    public string TableRow(string name, int row, int rows, int columns)
     {
         var rowName = $"{name}[{row}]";
         return Once(rowName, () =>
         {
-            var rows = Has(name) && checkpoint.Info(name).Shape is [var r, _] ? r : -1;
-            var table = Read(name, rows, columns);
             if (row >= rows)
             {
                 throw new GraphBuildException($"{name} has {rows} rows; row {row} is needed.");
             }
 
-            return W.Weight(rowName, table.AsSpan(row * columns, columns), columns);
+            return W.Weight(rowName, Read(name, rows, columns).AsSpan(row * columns, columns), columns);
         });
     }
 

@@ -36,6 +36,9 @@ public sealed record ModelArchitectureConfig
 
     public required int PadTokenId { get; init; }
 
+    /// <summary><c>vocab_size</c>: the word embedding table's rows.</summary>
+    public required int VocabSize { get; init; }
+
     public required int TypeVocabSize { get; init; }
 
     /// <summary>BERT's <c>position_embedding_type</c>; only <c>absolute</c> is built.</summary>
@@ -116,6 +119,7 @@ public sealed record ModelArchitectureConfig
                     LayerNormEps = 1e-12,
                     MaxPositionEmbeddings = Int(c, "max_position_embeddings") ?? 512,
                     PadTokenId = Int(c, "pad_token_id") ?? 0,
+                    VocabSize = Int(c, "vocab_size") ?? 30522,
                     TypeVocabSize = 0,
                     Fingerprint = fingerprint,
                 },
@@ -130,6 +134,7 @@ public sealed record ModelArchitectureConfig
                     LayerNormEps = Double(c, "layer_norm_eps") ?? 1e-7,
                     MaxPositionEmbeddings = Int(c, "max_position_embeddings") ?? 512,
                     PadTokenId = Int(c, "pad_token_id") ?? 0,
+                    VocabSize = Int(c, "vocab_size") ?? (modelType == "deberta" ? 50265 : 128100),
                     TypeVocabSize = Int(c, "type_vocab_size") ?? 0,
                     RelativeAttention = Bool(c, "relative_attention") ?? false,
                     MaxRelativePositions = Int(c, "max_relative_positions") ?? -1,
@@ -156,6 +161,14 @@ public sealed record ModelArchitectureConfig
 
                     // RoBERTa's family and MPNet pad with 1 (and derive positions from it); BERT with 0.
                     PadTokenId = Int(c, "pad_token_id") ?? (modelType == "bert" ? 0 : 1),
+                    VocabSize = Int(c, "vocab_size") ?? modelType switch
+                    {
+                        "bert" => 30522,
+                        "mpnet" => 30527,
+                        "xlm-roberta" => 250002,
+                        "camembert" => 32005,
+                        _ => 50265,
+                    },
                     TypeVocabSize = modelType == "mpnet" ? 0 : Int(c, "type_vocab_size") ?? 2,
                     PositionEmbeddingType = Str(c, "position_embedding_type") ?? "absolute",
                     Fingerprint = fingerprint,
@@ -173,9 +186,10 @@ public sealed record ModelArchitectureConfig
             throw new GraphBuildException($"{ModelType}: hidden size {HiddenSize} does not split into {NumAttentionHeads} attention heads.");
         }
 
-        if (NumHiddenLayers < 0 || IntermediateSize <= 0 || MaxPositionEmbeddings <= 0)
+        if (NumHiddenLayers < 0 || IntermediateSize <= 0 || MaxPositionEmbeddings <= 0 || VocabSize <= 0)
         {
-            throw new GraphBuildException($"{ModelType}: the config gives {NumHiddenLayers} layers, intermediate size {IntermediateSize}, {MaxPositionEmbeddings} positions.");
+            throw new GraphBuildException(
+                $"{ModelType}: the config gives {NumHiddenLayers} layers, intermediate size {IntermediateSize}, {MaxPositionEmbeddings} positions, {VocabSize} words.");
         }
 
         if (HiddenAct != "gelu")

@@ -205,6 +205,7 @@ public static class NativeEncoderGraphs
             text.Append(CultureInfo.InvariantCulture, $"file {file.Path} {file.Length} {file.Modified.Ticks}\n");
         }
 
+        text.Append(CultureInfo.InvariantCulture, $"checkpoint {checkpoint.GetType().FullName}\n");
         foreach (var name in checkpoint.Names.Order(StringComparer.Ordinal))
         {
             text.Append(checkpoint.Info(name)).Append('\n');

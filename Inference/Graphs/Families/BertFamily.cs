@@ -11,15 +11,14 @@ internal sealed class BertFamily(EncoderGraph graph) : EncoderFamily(graph)
 
     public override string Embeddings()
     {
-        var h = G.Hidden;
-        var embeddings = W.Op("Gather", "word_embeddings", [G.Table("embeddings.word_embeddings.weight", h), EncoderGraph.InputIds]);
+                var embeddings = W.Op("Gather", "word_embeddings", [G.WordEmbeddings, EncoderGraph.InputIds]);
         if (Config.TypeVocabSize > 0)
         {
             // token_type_ids default to zeros (modeling_bert.py l.223-229): row 0 for every token.
-            embeddings = W.Op("Add", "token_type", [embeddings, G.TableRow("embeddings.token_type_embeddings.weight", 0, h)]);
+            embeddings = W.Op("Add", "token_type", [embeddings, G.TokenTypeZero]);
         }
 
-        var table = G.Table("embeddings.position_embeddings.weight", h);
+        var table = G.PositionEmbeddings;
         var positions = PositionsFromIds
             ? W.Op("Gather", "position_embeddings", [table, G.PositionsFromIds(Config.PadTokenId)])
             : G.LeadingRows(table);

@@ -33,16 +33,15 @@ internal sealed class DebertaFamily(EncoderGraph graph) : EncoderFamily(graph)
 
     public override string Embeddings()
     {
-        var h = G.Hidden;
-        var embeddings = W.Op("Gather", "word_embeddings", [G.Table("embeddings.word_embeddings.weight", h), EncoderGraph.InputIds]);
+                var embeddings = W.Op("Gather", "word_embeddings", [G.WordEmbeddings, EncoderGraph.InputIds]);
         if (Config.PositionBiasedInput)
         {
-            embeddings = W.Op("Add", "embeddings_position", [embeddings, G.LeadingRows(G.Table("embeddings.position_embeddings.weight", h))]);
+            embeddings = W.Op("Add", "embeddings_position", [embeddings, G.LeadingRows(G.PositionEmbeddings)]);
         }
 
         if (Config.TypeVocabSize > 0)
         {
-            embeddings = W.Op("Add", "token_type", [embeddings, G.TableRow("embeddings.token_type_embeddings.weight", 0, h)]);
+            embeddings = W.Op("Add", "token_type", [embeddings, G.TokenTypeZero]);
         }
 
         var normalised = G.LayerNorm(embeddings, "embeddings.LayerNorm");

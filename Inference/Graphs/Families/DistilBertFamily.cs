@@ -9,9 +9,8 @@ internal sealed class DistilBertFamily(EncoderGraph graph) : EncoderFamily(graph
 {
     public override string Embeddings()
     {
-        var h = G.Hidden;
-        var words = W.Op("Gather", "word_embeddings", [G.Table("embeddings.word_embeddings.weight", h), EncoderGraph.InputIds]);
-        var sum = W.Op("Add", "embeddings_sum", [words, G.LeadingRows(G.Table("embeddings.position_embeddings.weight", h))]);
+                var words = W.Op("Gather", "word_embeddings", [G.WordEmbeddings, EncoderGraph.InputIds]);
+        var sum = W.Op("Add", "embeddings_sum", [words, G.LeadingRows(G.PositionEmbeddings)]);
         return G.LayerNorm(sum, "embeddings.LayerNorm");
     }
 

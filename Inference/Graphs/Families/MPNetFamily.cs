@@ -13,9 +13,8 @@ internal sealed class MPNetFamily(EncoderGraph graph) : EncoderFamily(graph)
 
     public override string Embeddings()
     {
-        var h = G.Hidden;
-        var words = W.Op("Gather", "word_embeddings", [G.Table("embeddings.word_embeddings.weight", h), EncoderGraph.InputIds]);
-        var positions = W.Op("Gather", "position_embeddings", [G.Table("embeddings.position_embeddings.weight", h), G.PositionsFromIds(Config.PadTokenId)]);
+                var words = W.Op("Gather", "word_embeddings", [G.WordEmbeddings, EncoderGraph.InputIds]);
+        var positions = W.Op("Gather", "position_embeddings", [G.PositionEmbeddings, G.PositionsFromIds(Config.PadTokenId)]);
         return G.LayerNorm(W.Op("Add", "embeddings_sum", [words, positions]), "embeddings.LayerNorm");
     }
 
