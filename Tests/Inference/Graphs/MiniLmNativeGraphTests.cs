@@ -1,9 +1,11 @@
 using Onnx;
+using OrleansGpu.Inference.BertScore;
 using OrleansGpu.Inference.Checkpoints;
 using OrleansGpu.Inference.Embeddings;
 using OrleansGpu.Inference.Graphs;
 using OrleansGpu.Inference.Models;
 using OrleansGpu.Inference.Onnx;
+using OrleansGpu.Tests.Inference.BertScore;
 using OrleansGpu.Tests.Support;
 
 namespace OrleansGpu.Tests.Inference.Graphs;
@@ -75,6 +77,23 @@ public sealed class MiniLmNativeGraphTests(MiniLmFixture minilm, MiniLmCheckpoin
 
         TestContext.Current.TestOutputHelper?.WriteLine($"embeddings, {variant}: max |Δ| = {worst:E2}");
         Assert.True(worst <= Tolerance, $"max |Δ| = {worst:E2}");
+    }
+
+    [Theory]
+    [InlineData("L6_noidf")]
+    [InlineData("L4_idf")]
+    public void BERTScore_through_the_built_graph_equals_bert_score_within_1e5(string run)
+    {
+        // Layer 4 is the built graph cut by LayerCut, as BERTScore cuts exports today.
+        var folder = new ModelFolder(minilm.Folder.Name, minilm.Folder.Directory, checkpoint.Build(NativeEncoderGraphs.DefaultVariant), minilm.Folder.Config);
+        using var model = new BertScoreModel(folder, MiniLmFixture.EncoderOptions);
+        var expected = Oracles.BertScore.Runs[run];
+        var result = model.Score(BertScoreOracleTests.RequestFor(run), TestContext.Current.CancellationToken);
+
+        BertScoreOracleTests.AssertClose(expected.P, result.Precision, "P");
+        BertScoreOracleTests.AssertClose(expected.R, result.Recall, "R");
+        BertScoreOracleTests.AssertClose(expected.F, result.F1, "F");
+        Assert.Equal(expected.Hash, result.Hash);
     }
 }
 
