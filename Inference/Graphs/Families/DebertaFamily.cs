@@ -64,6 +64,8 @@ internal sealed class DebertaFamily(EncoderGraph graph) : EncoderFamily(graph)
         string context;
         if (G.Fused)
         {
+            // The fused kernel masks keys only: a padded query row attends like any other instead of getting
+            // XSoftmax's zeros. That changes the padding rows alone, which no result reads (the oracles agree).
             var inputs = bias is null ? new[] { query, k, v, "", G.MaskInt32 } : [query, k, v, "", G.MaskInt32, bias];
             context = W.MsOp(
                 "MultiHeadAttention",
