@@ -9,8 +9,8 @@ namespace OrleansGpu.Bench;
 /// <summary>
 /// Model-only throughput of ONNX encoders through <see cref="OnnxEncoder"/>: the ceiling that the service can
 /// approach, without tokenisation, pooling or HTTP. Graphs: an exported <c>--onnx</c> file and/or graphs the native
-/// builder makes (<c>--native</c>: a folder with config.json and model.safetensors, or a config.json alone for random
-/// weights), in each of <c>--variants</c>; every graph runs every shape, one shape at a time, so that a noisy
+/// builder makes (<c>--native</c>: a model folder with config.json and its weights in any format <see cref="ModelWeights"/> reads,
+/// or a config.json alone for random weights), in each of <c>--variants</c>; every graph runs every shape, one shape at a time, so that a noisy
 /// machine weighs on all of them alike.
 /// <code>
 /// Bench --scenario encoder --onnx model.onnx --device cuda --shapes 32x20,256x20,64x128 --seconds 3
@@ -130,7 +130,7 @@ internal static class EncoderThroughput
         var directory = random ? Path.GetDirectoryName(Path.GetFullPath(native))! : native;
         var config = ModelArchitectureConfig.Read(random ? native : Path.Combine(native, "config.json"));
         var cache = options.GraphCache ?? Path.Combine(Path.GetTempPath(), "orleansgpu-bench-graphs");
-        using ICheckpoint checkpoint = random ? new RandomCheckpoint() : SafetensorsCheckpoint.Open(Path.Combine(native, "model.safetensors"));
+        using ICheckpoint checkpoint = random ? new RandomCheckpoint() : ModelWeights.Open(native);
         var clock = Stopwatch.StartNew();
         var graph = NativeEncoderGraphs.GetOrBuildGraph(directory, checkpoint, config, options.Layers, cache, new NativeGraphOptions { Variant = variant });
         var buildSeconds = graph.Built ? Math.Round(clock.Elapsed.TotalSeconds, 2) : (double?)null;

@@ -10,7 +10,9 @@ namespace OrleansGpu.Bench;
 /// <code>
 /// dotnet Bench.dll --url http://127.0.0.1:8765 --scenario embed-short --requests 200 --concurrency 8 --batch 32
 /// </code>
-/// Scenarios: embed-short (~20 tokens per text), embed-long (~190 tokens), bertscore (pairs of ~30 tokens).
+/// Scenarios: embed-short (~20 tokens per text), embed-long (~190 tokens), bertscore (pairs of ~30 tokens), and
+/// embed-2048: what one request of 2,048 short inputs costs, sent to /v1/embeddings as the Vercel AI SDK and
+/// OpenAI's cap send them (one at a time by default).
 /// </summary>
 internal static class HttpLoad
 {
@@ -27,6 +29,7 @@ internal static class HttpLoad
         {
             "embed-short" => (object)new { texts = corpus.Sentences(options.Batch, 8, 24), model = options.Model },
             "embed-long" => new { texts = corpus.Sentences(options.Batch, 150, 220), model = options.Model },
+            "embed-2048" => new { input = corpus.Sentences(options.Batch, 8, 24), model = options.Model },
             "bertscore" => new
             {
                 candidates = corpus.Sentences(options.Batch, 10, 40),
@@ -35,7 +38,12 @@ internal static class HttpLoad
             },
             _ => throw new ArgumentException($"Unknown scenario {options.Scenario}"),
         }).ToArray();
-        var path = options.Scenario.StartsWith("embed", StringComparison.Ordinal) ? "/embed" : "/bertscore";
+        var path = options.Scenario switch
+        {
+            "embed-2048" => "/v1/embeddings",
+            "bertscore" => "/bertscore",
+            _ => "/embed",
+        };
 
         // Warm up: the first call loads the model and the kernels.
         (await http.PostAsJsonAsync(path, payloads[0])).EnsureSuccessStatusCode();

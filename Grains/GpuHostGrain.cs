@@ -12,7 +12,8 @@ namespace OrleansGpu.Grains;
 /// </summary>
 [Reentrant]
 [SiloKeyedPlacement]
-public sealed class GpuHostGrain(HostJobs jobs, HostModels models, EncoderOptions encoderOptions, IGrainFactory grains) : Grain, IGpuHostGrain
+public sealed class GpuHostGrain(HostJobs jobs, HostModels models, HostHardware hardware, EncoderOptions encoderOptions, IGrainFactory grains)
+    : Grain, IGpuHostGrain
 {
     private static readonly string Version =
         typeof(GpuHostGrain).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
@@ -32,7 +33,7 @@ public sealed class GpuHostGrain(HostJobs jobs, HostModels models, EncoderOption
         return await Model(work.Model).BertScoreAsync(work, lease.JobId, cancellationToken);
     }
 
-    public Task<HostLoad> GetLoadAsync() => Task.FromResult(jobs.Load(HostHardware.Expected(encoderOptions.Device)));
+    public Task<HostLoad> GetLoadAsync() => Task.FromResult(jobs.Load(hardware.Snapshot.Expected(encoderOptions.Device)));
 
     public async Task<HostInfo> GetInfoAsync()
     {
@@ -45,9 +46,11 @@ public sealed class GpuHostGrain(HostJobs jobs, HostModels models, EncoderOption
             }
         }
 
+        // The hardware is probed off this turn (HostHardware); a hung nvidia-smi never holds up the grain.
+        var snapshot = hardware.Snapshot;
         var provider = loaded.FirstOrDefault()?.Provider
-            ?? (HostHardware.Expected(encoderOptions.Device) == "cpu" ? "CPU" : $"CUDA:{encoderOptions.Device.DeviceId}");
-        var (device, deviceName, total, used, cuda) = HostHardware.Describe(provider);
+            ?? (snapshot.Expected(encoderOptions.Device) == "cpu" ? "CPU" : $"CUDA:{encoderOptions.Device.DeviceId}");
+        var (device, deviceName, total, used, cuda) = snapshot.Describe(provider);
         return new HostInfo(Host, device, deviceName, total, used, cuda, loaded, Version);
     }
 

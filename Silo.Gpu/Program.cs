@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OrleansGpu.Grains.Hosting;
@@ -6,7 +7,9 @@ using OrleansGpu.Grains.Hosting;
 // A GPU host: one silo whose grains hold the loaded models of this machine's GPU (or CPU).
 //   Silo.Gpu               run the silo
 //   Silo.Gpu apply-schema  create or update the PostgreSQL membership schema, then exit
+Observability.ExportMetrics();
 var builder = Host.CreateApplicationBuilder(args.Where(a => a != "apply-schema").ToArray());
+builder.Configuration.AddLogLevelDefaults();
 var cluster = ClusterSettings.FromConfiguration(builder.Configuration);
 
 if (args.Contains("apply-schema"))
@@ -28,6 +31,8 @@ builder.UseOrleans(silo =>
     cluster.ConfigureSilo(silo);
     silo.AddGpuHost(builder.Configuration);
 });
+builder.Services.AddHostedService<MetricsListener>();
+builder.Services.AddTracing(builder.Configuration, "orleansgpu-silo");
 
 await builder.Build().RunAsync();
 return 0;

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace OrleansGpu.Inference.Checkpoints;
 
 /// <summary>The element types a checkpoint may store (safetensors' names; PyTorch storages map onto them).</summary>
@@ -43,6 +45,27 @@ public interface ICheckpoint : IDisposable
     /// Reads a floating-point tensor as float32, row-major (fp16, bf16 and fp64 converted; fp16/bf16 upcast exactly).
     /// </summary>
     float[] ReadFloat32(string name);
+
+    /// <summary>
+    /// Reads a tensor's elements as stored, whatever their type (the int64 <c>position_ids</c> buffer included):
+    /// little-endian, row-major, contiguous.
+    /// </summary>
+    byte[] ReadBytes(string name) =>
+        Info(name) is { DType: TensorDType.F32 }
+            ? MemoryMarshal.AsBytes(ReadFloat32(name).AsSpan()).ToArray()
+            : throw new CheckpointException($"{GetType().Name} cannot read {Info(name)} as bytes.");
+
+    /// <summary>
+    /// A float32 tensor's data where it lies in the mapped file, for handing weights to ONNX Runtime without a copy
+    /// (<c>OrtValue.CreateTensorValueFromMemory</c> + <c>SessionOptions.AddInitializer</c>). The memory is valid only
+    /// until this checkpoint is disposed. False when the data must be converted (fp16, bf16), gathered (a strided
+    /// view), inflated or is not 4-byte aligned: use <see cref="ReadFloat32"/> then.
+    /// </summary>
+    bool TryGetFloat32Memory(string name, out ReadOnlyMemory<float> data)
+    {
+        data = default;
+        return false;
+    }
 }
 
 /// <summary>A checkpoint that cannot be read: a missing tensor, a malformed or unsupported file.</summary>

@@ -1,4 +1,3 @@
-using System.IO.MemoryMappedFiles;
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Text.Json;
@@ -15,16 +14,12 @@ public sealed class SafetensorsCheckpoint : ICheckpoint
     // The format's own bound on the header, which keeps a hostile length from allocating gigabytes.
     private const long MaxHeaderBytes = 100_000_000;
 
-    private readonly MemoryMappedFile _file;
-    private readonly MemoryMappedViewAccessor _view;
+    private readonly MappedFile _file;
     private readonly Dictionary<string, Entry> _entries;
-    private readonly string _path;
 
-    private SafetensorsCheckpoint(string path, MemoryMappedFile file, MemoryMappedViewAccessor view, Dictionary<string, Entry> entries)
+    private SafetensorsCheckpoint(MappedFile file, Dictionary<string, Entry> entries)
     {
-        _path = path;
         _file = file;
-        _view = view;
         _entries = entries;
     }
 
@@ -35,32 +30,22 @@ public sealed class SafetensorsCheckpoint : ICheckpoint
 
     public static SafetensorsCheckpoint Open(string path)
     {
-        var length = new FileInfo(path).Length;
-        if (length < 8)
-        {
-            throw new CheckpointException($"{Path.GetFileName(path)} is not a safetensors file: {length} bytes.");
-        }
-
-        var file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
-        MemoryMappedViewAccessor? view = null;
+        var file = MappedFile.Open(path);
         try
         {
-            view = file.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
-            var headerLength = view.ReadInt64(0);
+            var length = file.Length;
+            var headerLength = length < 8 ? -1 : file.ReadInt64(0);
             if (headerLength <= 0 || headerLength > MaxHeaderBytes || 8 + headerLength > length)
             {
-                throw new CheckpointException($"{Path.GetFileName(path)} is not a safetensors file: header length {headerLength} in a {length}-byte file.");
+                throw new CheckpointException($"{file.Name} is not a safetensors file: header length {headerLength} in a {length}-byte file.");
             }
 
-            var header = new byte[headerLength];
-            view.ReadArray(8, header, 0, header.Length);
             var dataStart = 8 + headerLength;
-            var (entries, metadata) = ParseHeader(Path.GetFileName(path), header, dataStart, length);
-            return new SafetensorsCheckpoint(path, file, view, entries) { Metadata = metadata };
+            var (entries, metadata) = ParseHeader(file.Name, file.Span(8, headerLength), dataStart, length);
+            return new SafetensorsCheckpoint(file, entries) { Metadata = metadata };
         }
         catch
         {
-            view?.Dispose();
             file.Dispose();
             throw;
         }
@@ -75,46 +60,51 @@ public sealed class SafetensorsCheckpoint : ICheckpoint
         var entry = Get(name);
         if (!entry.Info.IsFloatingPoint)
         {
-            throw new CheckpointException($"{entry.Info} in {Path.GetFileName(_path)} is not a floating-point tensor.");
+            throw new CheckpointException($"{entry.Info} in {_file.Name} is not a floating-point tensor.");
         }
 
-        var count = checked((int)entry.Info.ElementCount);
-        var result = new float[count];
-        unsafe
-        {
-            byte* basePointer = null;
-            _view.SafeMemoryMappedViewHandle.AcquirePointer(ref basePointer);
-            try
-            {
-                var source = new ReadOnlySpan<byte>(basePointer + _view.PointerOffset + entry.Offset, checked((int)entry.Length));
-                TensorConversion.ToFloat32(entry.Info.DType, source, result);
-            }
-            finally
-            {
-                _view.SafeMemoryMappedViewHandle.ReleasePointer();
-            }
-        }
-
+        var result = new float[entry.Info.ElementCount];
+        TensorConversion.ToFloat32(entry.Info.DType, _file.Span(entry.Offset, entry.Length), result);
         return result;
     }
 
-    public void Dispose()
+    public byte[] ReadBytes(string name)
     {
-        _view.Dispose();
-        _file.Dispose();
+        var entry = Get(name);
+        return _file.Span(entry.Offset, entry.Length).ToArray();
     }
+
+    public bool TryGetFloat32Memory(string name, out ReadOnlyMemory<float> data)
+    {
+        var entry = Get(name);
+        if (entry.Info.DType == TensorDType.F32 && _file.Float32Memory(entry.Offset, (int)entry.Info.ElementCount) is { } memory)
+        {
+            data = memory;
+            return true;
+        }
+
+        data = default;
+        return false;
+    }
+
+    public void Dispose() => _file.Dispose();
 
     private Entry Get(string name) =>
         _entries.TryGetValue(name, out var entry)
             ? entry
-            : throw new CheckpointException($"{Path.GetFileName(_path)} has no tensor named {name}.");
+            : throw new CheckpointException($"{_file.Name} has no tensor named {name}.");
 
-    private static (Dictionary<string, Entry>, Dictionary<string, string>) ParseHeader(string file, byte[] header, long dataStart, long fileLength)
+    private static (Dictionary<string, Entry>, Dictionary<string, string>) ParseHeader(string file, ReadOnlySpan<byte> header, long dataStart, long fileLength)
     {
+        if (!System.Text.Unicode.Utf8.IsValid(header))
+        {
+            throw new CheckpointException($"{file} has a malformed safetensors header: it is not valid UTF-8.");
+        }
+
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(header.AsMemory().TrimEnd((byte)' '));
+            document = JsonDocument.Parse(header.TrimEnd((byte)' ').ToArray());
         }
         catch (JsonException ex)
         {
@@ -157,18 +147,29 @@ public sealed class SafetensorsCheckpoint : ICheckpoint
         var value = property.Value;
         try
         {
-            var dtype = ParseDType(value.GetProperty("dtype").GetString());
+            var dtype = ParseDType(file, property.Name, value.GetProperty("dtype").GetString());
             var shape = value.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()).ToArray();
             var offsets = value.GetProperty("data_offsets").EnumerateArray().Select(d => d.GetInt64()).ToArray();
             var info = new TensorInfo(property.Name, dtype, shape);
-            if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] < offsets[0] || dataStart + offsets[1] > fileLength
-                || shape.Any(d => d < 0)
-                || offsets[1] - offsets[0] != info.ElementCount * TensorConversion.SizeOf(dtype))
+
+            // The size the shape implies, computed without overflow (a hostile shape must not wrap to a small size).
+            var bytes = shape.Contains(0) ? 0L : TensorConversion.SizeOf(dtype);
+            foreach (var d in shape)
+            {
+                bytes = d < 0 ? -1 : bytes == 0 ? 0 : bytes > long.MaxValue / d ? -1 : bytes * d;
+                if (bytes < 0)
+                {
+                    break;
+                }
+            }
+
+            if (offsets.Length != 2 || offsets[0] < 0 || offsets[1] < offsets[0] || offsets[1] > fileLength - dataStart
+                || bytes < 0 || offsets[1] - offsets[0] != bytes || bytes > int.MaxValue)
             {
                 throw new CheckpointException($"{file}: tensor {info} has data offsets [{string.Join(", ", offsets)}] that do not fit its shape or the file.");
             }
 
-            return new Entry(info, dataStart + offsets[0], offsets[1] - offsets[0]);
+            return new Entry(info, dataStart + offsets[0], bytes);
         }
         catch (Exception ex) when (ex is KeyNotFoundException or InvalidOperationException or FormatException)
         {
@@ -176,7 +177,7 @@ public sealed class SafetensorsCheckpoint : ICheckpoint
         }
     }
 
-    private static TensorDType ParseDType(string? dtype) => dtype switch
+    private static TensorDType ParseDType(string file, string name, string? dtype) => dtype switch
     {
         "F64" => TensorDType.F64,
         "F32" => TensorDType.F32,
@@ -188,7 +189,7 @@ public sealed class SafetensorsCheckpoint : ICheckpoint
         "I8" => TensorDType.I8,
         "U8" => TensorDType.U8,
         "BOOL" => TensorDType.Bool,
-        _ => throw new CheckpointException($"safetensors dtype {dtype} is not supported."),
+        _ => throw new CheckpointException($"{file}: tensor {name} has dtype {dtype}, which is not supported (F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL are)."),
     };
 
     private sealed record Entry(TensorInfo Info, long Offset, long Length);

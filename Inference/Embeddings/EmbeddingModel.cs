@@ -1,5 +1,7 @@
 using Google.Protobuf;
+using System.Diagnostics;
 using Onnx;
+using OrleansGpu.Inference.Diagnostics;
 using OrleansGpu.Inference.Models;
 using OrleansGpu.Inference.Onnx;
 using OrleansGpu.Inference.Tokenization;
@@ -45,8 +47,13 @@ public sealed class EmbeddingModel : IDisposable
         Tokenizer = tokenizer;
         _encoder = encoder;
         MaxTokens = maxTokens;
-        _batcher = new(() => new EncoderBatcher(_encoder, Tokenizer.Special.Pad, limits ?? new BatchLimits()));
+        _batcher = new(() => new EncoderBatcher(_encoder, Tokenizer.Special.Pad, limits ?? new BatchLimits(), InferenceMetrics.Tags(name, Task)));
     }
+
+    /// <summary>The task the engine's measurements tag this model's work with.</summary>
+    public const string Task = "embed";
+
+    private IDisposable? _memory;
 
     public string Name { get; }
 
@@ -67,6 +74,7 @@ public sealed class EmbeddingModel : IDisposable
     /// <param name="limits">The forward passes of <see cref="EmbedAsync"/>, shared by all its callers.</param>
     public static EmbeddingModel Load(ModelFolder folder, EncoderOptions options, BatchLimits? limits = null)
     {
+        var started = Stopwatch.GetTimestamp();
         var tokenizer = TokenizerLoader.Load(folder.Directory, folder.Config.DoLowerCase);
 
         // Pool on the device when the graph allows it (it has an attention mask); otherwise here, from the hidden states.
@@ -91,6 +99,8 @@ public sealed class EmbeddingModel : IDisposable
                 using var warm = encoder.Run([tokenizer.Encode("warm up", model.MaxTokens)], tokenizer.Special.Pad);
             }
 
+            InferenceMetrics.RecordLoad(folder.Name, Task, started);
+            model._memory = InferenceMetrics.TrackLoaded(folder.Name, Task, InferenceMetrics.WeightBytes(folder.OnnxPath));
             return model;
         }
         catch
@@ -220,6 +230,7 @@ public sealed class EmbeddingModel : IDisposable
         }
 
         _encoder.Dispose();
+        _memory?.Dispose();
     }
 }
 

@@ -5,21 +5,26 @@ using OrleansGpu.Tests.Support;
 namespace OrleansGpu.Tests.Inference.Graphs;
 
 /// <summary>
-/// Every hidden state of every architecture, built from <c>model.safetensors</c> and <c>config.json</c> alone, against
-/// what Hugging Face transformers computed (shared/oracles/architectures): the four sequences as the one padded batch
-/// the oracle ran, and each sequence alone, for the plain and the fused graphs.
+/// Every hidden state of every architecture, built from <c>config.json</c> and one weight file alone, against what
+/// Hugging Face transformers computed (shared/oracles/architectures): the four sequences as the one padded batch the
+/// oracle ran, and each sequence alone, for the plain and the fused graphs, from each of the fixture's files
+/// (<c>model.safetensors</c>, and the PyTorch zip and legacy files keyed as the real hub checkpoints, read through the
+/// base-model view).
 /// </summary>
 public sealed class ArchitectureOracleTests
 {
     private const float Tolerance = 1e-5f;
 
-    public static TheoryData<string, GraphVariant> Cases()
+    public static TheoryData<string, GraphVariant, string> Cases()
     {
-        var data = new TheoryData<string, GraphVariant>();
+        var data = new TheoryData<string, GraphVariant, string>();
         foreach (var architecture in ArchitectureOracles.Architectures)
         {
-            data.Add(architecture, GraphVariant.Plain);
-            data.Add(architecture, GraphVariant.Fused);
+            foreach (var file in new[] { "model.safetensors", "pytorch_model.bin", "pytorch_model.legacy.bin" })
+            {
+                data.Add(architecture, GraphVariant.Plain, file);
+                data.Add(architecture, GraphVariant.Fused, file);
+            }
         }
 
         return data;
@@ -27,7 +32,7 @@ public sealed class ArchitectureOracleTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void Every_hidden_state_equals_transformers_within_1e5_batched_and_alone(string architecture, GraphVariant variant)
+    public void Every_hidden_state_equals_transformers_within_1e5_batched_and_alone(string architecture, GraphVariant variant, string weights)
     {
         var oracle = ArchitectureOracles.Load(architecture);
         var folder = ArchitectureOracles.Folder(architecture);
@@ -36,7 +41,7 @@ public sealed class ArchitectureOracleTests
         {
             var config = ModelArchitectureConfig.Read(Path.Combine(folder, "config.json"));
             string onnx;
-            using (var checkpoint = SafetensorsCheckpoint.Open(Path.Combine(folder, "model.safetensors")))
+            using (var checkpoint = new BaseModelCheckpoint(ModelWeights.OpenFile(Path.Combine(folder, weights))))
             {
                 onnx = NativeEncoderGraphs.Build(checkpoint, config, null, output.FullName, new NativeGraphOptions { Variant = variant, ExposeAllLayers = true });
             }
@@ -60,8 +65,8 @@ public sealed class ArchitectureOracleTests
                 Compare(oracle, s, alone, row: 0, tokens: length, config.HiddenSize, worst, "alone");
             }
 
-            TestContext.Current.TestOutputHelper?.WriteLine($"{architecture} {variant}: max |Δ| = {worst.Delta:E2} at {worst.Where}");
-            Assert.True(worst.Delta <= Tolerance, $"{architecture} {variant}: max |Δ| = {worst.Delta:E2} at {worst.Where}");
+            TestContext.Current.TestOutputHelper?.WriteLine($"{architecture} {variant} {weights}: max |Δ| = {worst.Delta:E2} at {worst.Where}");
+            Assert.True(worst.Delta <= Tolerance, $"{architecture} {variant} {weights}: max |Δ| = {worst.Delta:E2} at {worst.Where}");
         }
         finally
         {
