@@ -30,7 +30,13 @@ public sealed class SecretFilesTests : IDisposable
     [Fact]
     public void The_front_accepts_the_api_key_from_API_KEY_FILE()
     {
-        var keys = ApiKeys.FromConfiguration(Configuration(("API_KEY_FILE", Write("key", "from-a-file\r\n"))));
+        var configuration = Configuration(("API_KEY_FILE", Write("key", "from-a-file\r\n")));
+        var options = new ApiKeyOptions();
+        var setup = new ApiKeyOptionsSetup(configuration);
+        setup.Configure(options);
+        Assert.True(setup.Validate(null, options).Succeeded);
+        Assert.True(ApiKeyOptionsSetup.KeyConfigured(configuration));
+        var keys = new ApiKeys(Microsoft.Extensions.Options.Options.Create(options));
         Assert.True(keys.Required);
         Assert.True(keys.Matches("from-a-file"));
         Assert.False(keys.Matches("from-a-file\r\n"));
