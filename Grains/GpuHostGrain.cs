@@ -22,16 +22,19 @@ public sealed class GpuHostGrain(HostJobs jobs, HostModels models, HostHardware 
 
     public async Task<EmbeddingBatch> EmbedAsync(EmbedWork work, CancellationToken cancellationToken)
     {
-        using var lease = await jobs.AdmitAsync("embed", work.Model, work.Texts.Count, WorkSize.Tokens(work.Texts), cancellationToken);
+        using var lease = await jobs.AdmitAsync("embed", work.Model, work.Texts.Count, WorkSize.Tokens(work.Texts), work.Part, cancellationToken);
         return await Model(work.Model).EmbedAsync(work, lease.JobId, cancellationToken);
     }
 
     public async Task<BertScoreScores> BertScoreAsync(BertScoreWork work, CancellationToken cancellationToken)
     {
         var tokens = WorkSize.Tokens(work.Candidates) + work.References.Sum(WorkSize.Tokens);
-        using var lease = await jobs.AdmitAsync("bertscore", work.Model, work.Candidates.Count, tokens, cancellationToken);
+        using var lease = await jobs.AdmitAsync("bertscore", work.Model, work.Candidates.Count, tokens, work.Part, cancellationToken);
         return await Model(work.Model).BertScoreAsync(work, lease.JobId, cancellationToken);
     }
+
+    public Task<IdfTable> BertScoreIdfAsync(IdfWork work, CancellationToken cancellationToken) =>
+        Model(work.Model).BertScoreIdfAsync(work, cancellationToken);
 
     public Task<HostLoad> GetLoadAsync() => Task.FromResult(jobs.Load(hardware.Snapshot.Expected(encoderOptions.Device)));
 
