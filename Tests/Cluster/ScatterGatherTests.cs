@@ -136,40 +136,6 @@ public sealed class ScatterGatherTests(GpuClusterFixture fixture)
         await SplitCluster.WaitUntilAsync(async () => (await cluster.StatusesAsync()).All(s => s.Jobs.Count == 0), TimeSpan.FromSeconds(10));
         TestContext.Current.SendDiagnosticMessage($"every host's job table was empty {cancelled.ElapsedMilliseconds} ms after the cancel");
     }
-
-    [Fact]
-    public void A_request_is_whole_on_one_host_below_twice_the_minimum_or_with_splitting_off()
-    {
-        Assert.Single(SplitPlan.Parts(2000, hosts: 1, minItems: 256));
-        Assert.Single(SplitPlan.Parts(511, hosts: 3, minItems: 256));
-        Assert.Single(SplitPlan.Parts(20_000, hosts: 3, minItems: 0));
-        Assert.Equal([new PartRange(0, 256), new PartRange(256, 256)], SplitPlan.Parts(512, hosts: 3, minItems: 256));
-        Assert.Equal([666, 667, 667], SplitPlan.Parts(2000, hosts: 3, minItems: 256).Select(p => p.Count));
-        Assert.Equal(4, SplitPlan.Parts(2000, hosts: 8, minItems: 500).Count);
-    }
-
-    [Fact]
-    public void Bertscore_parts_start_at_a_matching_chunk_and_keep_each_candidates_references()
-    {
-        // 1,000 candidates with one reference: cuts at multiples of 64 candidates, near thirds.
-        Assert.Equal([new PartRange(0, 320), new PartRange(320, 320), new PartRange(640, 360)], SplitPlan.Parts(1000, 3, 256, c => c % 64 == 0));
-
-        // Candidates with 1, 2 or 3 references: each cut falls where the pairs before it are a multiple of 64.
-        var counts = Enumerable.Range(0, 900).Select(i => 1 + (i * 7 % 3)).ToArray();
-        var pairsBefore = new int[counts.Length + 1];
-        for (var i = 0; i < counts.Length; i++)
-        {
-            pairsBefore[i + 1] = pairsBefore[i] + counts[i];
-        }
-
-        var parts = SplitPlan.Parts(counts.Length, 3, 200, c => pairsBefore[c] % 64 == 0);
-        Assert.Equal(3, parts.Count);
-        Assert.Equal(counts.Length, parts.Sum(p => p.Count));
-        Assert.All(parts, p => Assert.Equal(0, pairsBefore[p.Start] % 64));
-
-        // No allowed cut at all: the request stays whole.
-        Assert.Single(SplitPlan.Parts(1000, 3, 256, _ => false));
-    }
 }
 
 /// <summary>A host killed while its part of a split request runs: the part is sent again elsewhere, and nothing is lost.</summary>
