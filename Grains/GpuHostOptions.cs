@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
+using OrleansGpu.Inference.Models;
 
 namespace OrleansGpu.Grains;
 
@@ -45,6 +46,13 @@ public sealed record GpuHostOptions
     /// <summary>Load the default models when the silo starts.</summary>
     public bool WarmDefaults { get; init; } = true;
 
+    /// <summary>
+    /// Where models come from beyond the models folder: the Hugging Face cache (<c>HF_HUB_CACHE</c>, <c>HF_HOME</c>) and
+    /// hub (<c>HF_ENDPOINT</c>, <c>HF_TOKEN</c>, <c>HF_HUB_OFFLINE</c>), and what requests may download (<c>MODEL_ALLOW</c>).
+    /// The default models are always allowed.
+    /// </summary>
+    public ModelSourceOptions Sources { get; init; } = new();
+
     public static GpuHostOptions FromConfiguration(IConfiguration configuration)
     {
         var section = configuration.GetSection("Gpu");
@@ -52,6 +60,8 @@ public sealed record GpuHostOptions
             NonEmpty(configuration[seedVariable]) ?? NonEmpty(section[key]);
 
         var defaults = new GpuHostOptions();
+        var embed = Get("MODEL_EMBED", "DefaultEmbedModel") ?? defaults.DefaultEmbedModel;
+        var bertScore = Get("MODEL_BERTSCORE", "DefaultBertScoreModel") ?? defaults.DefaultBertScoreModel;
         return new GpuHostOptions
         {
             HostName = Get("GPU_HOST_NAME", "HostName") ?? defaults.HostName,
@@ -64,9 +74,10 @@ public sealed record GpuHostOptions
                 : null,
             Device = Get("TORCH_DEVICE", "Device") ?? defaults.Device,
             ModelsDirectory = Get("MODELS_DIR", "ModelsDirectory"),
-            DefaultEmbedModel = Get("MODEL_EMBED", "DefaultEmbedModel") ?? defaults.DefaultEmbedModel,
-            DefaultBertScoreModel = Get("MODEL_BERTSCORE", "DefaultBertScoreModel") ?? defaults.DefaultBertScoreModel,
+            DefaultEmbedModel = embed,
+            DefaultBertScoreModel = bertScore,
             WarmDefaults = !string.Equals(Get("GPU_WARM_DEFAULTS", "WarmDefaults"), "false", StringComparison.OrdinalIgnoreCase),
+            Sources = ModelSourceOptions.FromVariables(name => NonEmpty(configuration[name]), [embed, bertScore]),
         };
     }
 

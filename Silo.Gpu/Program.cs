@@ -4,8 +4,16 @@ using Microsoft.Extensions.Logging;
 using OrleansGpu.Grains.Hosting;
 
 // A GPU host: one silo whose grains hold the loaded models of this machine's GPU (or CPU).
-//   Silo.Gpu               run the silo
-//   Silo.Gpu apply-schema  create or update the PostgreSQL membership schema, then exit
+//   Silo.Gpu                 run the silo
+//   Silo.Gpu apply-schema    create or update the PostgreSQL membership schema, then exit
+//   Silo.Gpu fetch MODEL...  download models from the Hugging Face hub into the Hugging Face cache, then exit
+if (args is ["fetch", .. var models])
+{
+    var configuration = new ConfigurationBuilder().AddEnvironmentVariables().Build();
+    using var loggers = LoggerFactory.Create(l => l.AddSimpleConsole(o => o.SingleLine = true));
+    return await ModelFetch.RunAsync(models, configuration, loggers.CreateLogger("Silo.Gpu"));
+}
+
 var builder = Host.CreateApplicationBuilder(args.Where(a => a != "apply-schema").ToArray());
 var cluster = ClusterSettings.FromConfiguration(builder.Configuration);
 

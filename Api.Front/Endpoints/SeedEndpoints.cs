@@ -101,6 +101,8 @@ public static class SeedEndpoints
         progress = j.Progress,
         state = j.State,
         host,
+        bytes_done = j.BytesDone,
+        bytes_total = j.BytesTotal,
     };
 
     private static async Task EmbedAsync(HttpContext context, HostRouter router, RequestLimits limits, FrontDefaults defaults)
@@ -112,7 +114,7 @@ public static class SeedEndpoints
         var work = new EmbedWork(
             model,
             texts,
-            JsonBody.OptionalBool(body, "normalize") ?? true,
+            JsonBody.OptionalBool(body, "normalize"),
             JsonBody.OptionalBool(body, "truncate") ?? true);
 
         var batch = await router.ExecuteAsync(WorkSize.Tokens(texts), (host, ct) => host.EmbedAsync(work, ct), context.RequestAborted);

@@ -10,8 +10,9 @@ using OrleansGpu.Inference.Onnx;
 
 namespace OrleansGpu.Grains.Hosting;
 
-/// <summary>What makes a silo a GPU host: its name, the placement that pins host and model grains to it, the
-/// model store, the device, the job table, and the warm-up of the default models.</summary>
+/// <summary>What makes a silo a GPU host: its name, the placement that pins host and model grains to it, where
+/// models come from (models folder, Hugging Face cache and hub), the device, the job table, and the warm-up of the
+/// default models.</summary>
 public static class GpuSiloHosting
 {
     /// <summary>How long one grain call may run: the longest job a host accepts.</summary>
@@ -30,7 +31,12 @@ public static class GpuSiloHosting
         silo.Services.AddSingleton<HostModels>();
         silo.Services.AddSingleton(sp => new ModelStore(
             options.ModelsDirectory ?? ModelStore.DefaultDirectory,
-            sp.GetRequiredService<ILoggerFactory>().CreateLogger<ModelStore>()));
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<ModelStore>(),
+            options.HostName));
+        silo.Services.AddSingleton(sp => new ModelSources(
+            sp.GetRequiredService<ModelStore>(),
+            options.Sources with { DefaultModels = [.. options.Sources.DefaultModels, options.DefaultEmbedModel, options.DefaultBertScoreModel] },
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<ModelSources>()));
         silo.Services.AddSingleton(sp => new EncoderOptions
         {
             Device = ExecutionDevice.Parse(options.Device),

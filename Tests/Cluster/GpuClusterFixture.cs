@@ -5,6 +5,7 @@ using Orleans.TestingHost;
 using OrleansGpu.Api.Routing;
 using OrleansGpu.Grains;
 using OrleansGpu.Grains.Hosting;
+using OrleansGpu.Inference.Models;
 using OrleansGpu.Tests.Support;
 
 namespace OrleansGpu.Tests.Cluster;
@@ -38,6 +39,7 @@ public class GpuClusterFixture : IAsyncLifetime
                 MaxConcurrent = MaxConcurrent,
                 DefaultEmbedModel = "all-MiniLM-L6-v2",
                 DefaultBertScoreModel = "all-MiniLM-L6-v2",
+                Sources = new ModelSourceOptions { Offline = true, CacheDirectory = ServiceProcess.EmptyHuggingFaceCache },
             });
             silo.Configure<ClusterMembershipOptions>(m =>
             {
