@@ -40,6 +40,7 @@ public sealed class DownloadTracker(ILogger logger)
         private readonly long _total;
         private readonly DateTimeOffset _started = DateTimeOffset.UtcNow;
         private long _done;
+        private long _cached;
         private int _filesDone;
         private string? _current;
         private long _lastLog = Environment.TickCount64;
@@ -78,6 +79,11 @@ public sealed class DownloadTracker(ILogger logger)
         public void FileDone(HubFile file, bool fromCache)
         {
             Interlocked.Increment(ref _filesDone);
+            if (fromCache)
+            {
+                Interlocked.Add(ref _cached, file.Size);
+            }
+
             _owner._logger.LogInformation(
                 "Downloading {Model}: {File} ({Megabytes:0.0} MB) {How}, file {Done} of {Files}",
                 _model, file.Path, file.Size / 1e6, fromCache ? "already in the cache" : "done", Volatile.Read(ref _filesDone), _files);
@@ -90,8 +96,10 @@ public sealed class DownloadTracker(ILogger logger)
             _owner._running.TryRemove(Id, out _);
             if (_finished)
             {
+                var cached = Interlocked.Read(ref _cached);
                 _owner._logger.LogInformation(
-                    "Downloaded {Model}: {Megabytes:0.0} MB in {Seconds:0.0} s", _model, Interlocked.Read(ref _done) / 1e6, (DateTimeOffset.UtcNow - _started).TotalSeconds);
+                    "Downloaded {Model}: {Megabytes:0.0} MB in {Seconds:0.0} s ({Cached:0.0} MB were in the cache already)",
+                    _model, (Interlocked.Read(ref _done) - cached) / 1e6, (DateTimeOffset.UtcNow - _started).TotalSeconds, cached / 1e6);
             }
         }
     }
