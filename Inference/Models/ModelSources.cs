@@ -194,9 +194,10 @@ public sealed class ModelSources : IDisposable
         }
 
         var name = reference.ToString();
-        var tried = candidates.Count > 1 ? $" (tried {string.Join(" and ", candidates)})" : string.Empty;
-        var reason = last?.Message ?? $"The Hugging Face hub ({_hub.Endpoint}) does not have it{tried}; this was found out less than {Options.UnknownNameMemory.TotalMinutes:0} minutes ago.";
-        throw new ModelNotFoundException(name, $"Model '{name}' is not installed on host {HostName}. {reason}{(last is not null ? tried : string.Empty)}");
+        var reason = last?.Message
+            ?? $"The Hugging Face hub ({_hub.Endpoint}) does not have it (its answer is less than {Options.UnknownNameMemory.TotalMinutes:0} minutes old). Check the name.";
+        var tried = candidates.Count > 1 ? $" Names tried on the hub: {string.Join(", ", candidates)}." : string.Empty;
+        throw new ModelNotFoundException(name, $"Model '{name}' is not installed on host {HostName}. {reason}{tried}");
     }
 
     private Task<ModelFolder> DownloadOnceAsync(ModelReference candidate, bool refresh, CancellationToken cancellationToken)

@@ -252,6 +252,11 @@ public sealed class HubClient : IDisposable
             throw new ModelGatedException(name, $"Model '{name}' is gated or private on the Hugging Face hub ({status}). {tokenAdvice}, and accept the model's licence at {page}.");
         }
 
+        if (code == "EntryNotFound")
+        {
+            throw new ModelDownloadException(name, $"The Hugging Face hub ({Endpoint}) lists a file of '{name}' that it does not serve. Retry later.");
+        }
+
         if (code == "RevisionNotFound")
         {
             throw new ModelNotFoundException(name, $"Model '{reference.Repo}' has no revision '{reference.RevisionOrDefault}' on the Hugging Face hub ({Endpoint}). Check the branch, tag or commit after '@'.");
