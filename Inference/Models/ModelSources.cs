@@ -137,7 +137,7 @@ public sealed class ModelSources : IDisposable
     private ModelFolder? FindCached(ModelReference reference)
     {
         var snapshot = Cache.SnapshotOf(reference);
-        if (snapshot is null || ModelWeights.Find(snapshot) is null || !TokenizerLoader.HasTokenizer(snapshot))
+        if (snapshot is null || WeightFiles.Find(snapshot) is null || !TokenizerLoader.HasTokenizer(snapshot))
         {
             return null;
         }

@@ -9,7 +9,7 @@ namespace OrleansGpu.Inference.Models;
 /// A model ready to load: its canonical name, its folder (a models-folder directory or a Hugging Face cache
 /// snapshot), what its weights are, and its settings (<c>config.json</c>, tokenizer, sentence-transformers modules).
 /// </summary>
-public sealed record ModelFolder(string Name, string Directory, ModelWeights Weights, ModelConfig Config, SentenceTransformersConfig SentenceTransformers)
+public sealed record ModelFolder(string Name, string Directory, WeightFiles Weights, ModelConfig Config, SentenceTransformersConfig SentenceTransformers)
 {
     /// <summary>
     /// The ONNX graph an encoder session opens. This is the one place that decides how a model without an ONNX export
@@ -141,7 +141,7 @@ public sealed class ModelStore
     /// </summary>
     public ModelFolder Open(string name, string directory)
     {
-        var weights = ModelWeights.Find(directory);
+        var weights = WeightFiles.Find(directory);
         if (weights is null)
         {
             _logger.LogWarning("Model {Model} in {Directory} has no weights", name, directory);

@@ -4,7 +4,7 @@ namespace OrleansGpu.Inference.Models.Hub;
 
 /// <summary>
 /// Which files of a repo a model needs: its settings (config, tokenizer, sentence-transformers modules) and one
-/// weights format, the first of <see cref="ModelWeights.Candidates"/> the repo has (an ONNX export, else safetensors,
+/// weights format, the first of <see cref="WeightFiles.Candidates"/> the repo has (an ONNX export, else safetensors,
 /// else PyTorch; sharded or not). TensorFlow, Flax, Rust, OpenVINO files and the other ONNX variants (quantised,
 /// optimised) are never taken.
 /// </summary>
@@ -31,7 +31,7 @@ public sealed partial record DownloadPlan(IReadOnlyList<string> Settings, Weight
     public static DownloadPlan? For(IReadOnlyCollection<string> files)
     {
         var present = files.ToHashSet(StringComparer.Ordinal);
-        foreach (var (format, path, isIndex) in ModelWeights.Candidates)
+        foreach (var (format, path, isIndex) in WeightFiles.Candidates)
         {
             if (!present.Contains(path))
             {

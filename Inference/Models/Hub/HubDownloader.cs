@@ -39,7 +39,7 @@ public sealed class HubDownloader(HubClient hub, HuggingFaceCache cache, Downloa
         {
             // The index is small and names the shards; it is linked last, like any main weights file.
             await FetchBlobAsync(reference, commit, main, null, cancellationToken);
-            foreach (var shard in ModelWeights.ShardNames(cache.BlobPath(reference.Repo, main.Etag)))
+            foreach (var shard in WeightFiles.ShardNames(cache.BlobPath(reference.Repo, main.Etag)))
             {
                 shards.Add(await hub.HeadAsync(reference, commit, shard, cancellationToken));
             }

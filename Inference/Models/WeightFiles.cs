@@ -20,7 +20,7 @@ public enum WeightsFormat
 /// checkpoint (safetensors before PyTorch), possibly sharded. <see cref="Files"/> are full paths; for a sharded
 /// checkpoint they are the shards named by <see cref="Index"/>, in the index's order.
 /// </summary>
-public sealed record ModelWeights(WeightsFormat Format, IReadOnlyList<string> Files, string? Index = null)
+public sealed record WeightFiles(WeightsFormat Format, IReadOnlyList<string> Files, string? Index = null)
 {
     /// <summary>The ONNX file, when the weights are an ONNX export.</summary>
     public string? OnnxPath => Format == WeightsFormat.Onnx ? Files[0] : null;
@@ -40,7 +40,7 @@ public sealed record ModelWeights(WeightsFormat Format, IReadOnlyList<string> Fi
     /// The weights in <paramref name="directory"/>, or null when it holds none. A sharded checkpoint whose index names a
     /// shard that is missing counts as none: a download still running, or a copy cut short.
     /// </summary>
-    public static ModelWeights? Find(string directory)
+    public static WeightFiles? Find(string directory)
     {
         foreach (var (format, relative, isIndex) in Candidates)
         {
@@ -52,13 +52,13 @@ public sealed record ModelWeights(WeightsFormat Format, IReadOnlyList<string> Fi
 
             if (!isIndex)
             {
-                return new ModelWeights(format, [path]);
+                return new WeightFiles(format, [path]);
             }
 
             var shards = ShardNames(path).Select(s => Path.Combine(directory, s)).ToList();
             if (shards.Count > 0 && shards.All(File.Exists))
             {
-                return new ModelWeights(format, shards, path);
+                return new WeightFiles(format, shards, path);
             }
         }
 
