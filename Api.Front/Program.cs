@@ -1,14 +1,19 @@
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authorization;
+using OpenTelemetry.Trace;
 using Orleans.Dashboard;
 using OrleansGpu.Api.Auth;
 using OrleansGpu.Api.Endpoints;
 using OrleansGpu.Api.Hosting;
 using OrleansGpu.Api.Http;
+using OrleansGpu.Api.Telemetry;
 using OrleansGpu.Api.Routing;
+using OrleansGpu.Grains.Hosting;
 using Prometheus;
 
+Observability.ExportMetrics();
 var builder = WebApplication.CreateBuilder(args);
+builder.Configuration.AddLogLevelDefaults();
 
 var keys = ApiKeys.FromConfiguration(builder.Configuration);
 var limits = RequestLimits.FromConfiguration(builder.Configuration);
@@ -20,9 +25,11 @@ builder.AddCluster();
 builder.Services.AddSingleton(keys);
 builder.Services.AddSingleton(limits);
 builder.Services.AddSingleton(FrontDefaults.FromConfiguration(builder.Configuration));
-builder.Services.AddSingleton(RoutingOptions.FromConfiguration(builder.Configuration));
+builder.Services.AddSettings<RoutingOptions, RoutingOptionsValidator>(builder.Configuration, RoutingOptions.Section, RoutingOptions.Aliases);
 builder.Services.AddSingleton<HostRouter>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<HostRouter>());
+builder.Services.AddHostedService<StartupBanner>();
+builder.Services.AddTracing(builder.Configuration, "orleansgpu-front", t => t.AddAspNetCoreInstrumentation());
 
 builder.Services.AddAuthentication(ApiKeyAuthenticationHandler.SchemeName)
     .AddScheme<AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(ApiKeyAuthenticationHandler.SchemeName, null);
@@ -55,7 +62,7 @@ app.UseStatusCodePages(async status =>
 app.UseRouting();
 app.UseAuthentication();
 app.UseAuthorization();
-app.UseHttpMetrics();
+app.UseMiddleware<HttpMetrics>();
 
 app.MapSeedEndpoints();
 app.MapOpenAiEndpoints();

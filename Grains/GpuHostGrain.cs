@@ -15,7 +15,8 @@ namespace OrleansGpu.Grains;
 /// </summary>
 [Reentrant]
 [SiloKeyedPlacement]
-public sealed class GpuHostGrain(HostJobs jobs, HostModels models, ModelSources sources, EncoderOptions encoderOptions, IGrainFactory grains)
+public sealed class GpuHostGrain(
+    HostJobs jobs, HostModels models, ModelSources sources, HostHardware hardware, EncoderOptions encoderOptions, IGrainFactory grains)
     : Grain, IGpuHostGrain
 {
     private static readonly string Version =
@@ -38,7 +39,7 @@ public sealed class GpuHostGrain(HostJobs jobs, HostModels models, ModelSources 
         return await model.BertScoreAsync(work, lease.JobId, cancellationToken);
     }
 
-    public Task<HostLoad> GetLoadAsync() => Task.FromResult(jobs.Load(HostHardware.Expected(encoderOptions.Device)));
+    public Task<HostLoad> GetLoadAsync() => Task.FromResult(jobs.Load(hardware.Snapshot.Expected(encoderOptions.Device)));
 
     public async Task<HostInfo> GetInfoAsync()
     {
@@ -51,9 +52,11 @@ public sealed class GpuHostGrain(HostJobs jobs, HostModels models, ModelSources 
             }
         }
 
+        // The hardware is probed off this turn (HostHardware); a hung nvidia-smi never holds up the grain.
+        var snapshot = hardware.Snapshot;
         var provider = loaded.FirstOrDefault()?.Provider
-            ?? (HostHardware.Expected(encoderOptions.Device) == "cpu" ? "CPU" : $"CUDA:{encoderOptions.Device.DeviceId}");
-        var (device, deviceName, total, used, cuda) = HostHardware.Describe(provider);
+            ?? (snapshot.Expected(encoderOptions.Device) == "cpu" ? "CPU" : $"CUDA:{encoderOptions.Device.DeviceId}");
+        var (device, deviceName, total, used, cuda) = snapshot.Describe(provider);
         return new HostInfo(Host, device, deviceName, total, used, cuda, loaded, Version);
     }
 

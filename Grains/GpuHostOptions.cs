@@ -1,97 +1,157 @@
-using System.Globalization;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using OrleansGpu.Grains.Hosting;
 using OrleansGpu.Inference.Models;
+using OrleansGpu.Inference.Onnx;
 
 namespace OrleansGpu.Grains;
 
 /// <summary>
-/// Settings of one GPU host. Each has a project name (section <c>Gpu</c>) and, where the seed service had one, the
-/// seed's environment variable, which wins so that the seed's users can switch without changes.
+/// Settings of one GPU host (section <c>Gpu</c>). Where the seed service had an environment variable for a setting,
+/// that variable is kept and wins (<see cref="Aliases"/>), so that the seed's users can switch without changes.
+/// Checked when the host starts (<see cref="GpuHostOptionsValidator"/>): a bad value stops the start, naming it.
 /// </summary>
-public sealed record GpuHostOptions
+public sealed class GpuHostOptions
 {
+    public const string Section = "Gpu";
+
+    /// <summary>The environment variables of the settings that have one.</summary>
+    public static IReadOnlyList<SettingAlias> Aliases { get; } =
+    [
+        new("GPU_HOST_NAME", nameof(HostName)),
+        new("GPU_MAX_CONCURRENT", nameof(MaxConcurrent)),
+        new("GPU_MAX_QUEUE", nameof(MaxQueued)),
+        new("GPU_EMBED_BATCH", nameof(EmbedBatch)),
+        new("GPU_MAX_BATCH_TOKENS", nameof(MaxBatchTokens)),
+        new("GPU_MAX_BATCH_SEQUENCES", nameof(MaxBatchSequences)),
+        new("TORCH_DEVICE", nameof(Device)),
+        new("MODELS_DIR", nameof(ModelsDirectory)),
+        new("MODEL_EMBED", nameof(DefaultEmbedModel)),
+        new("MODEL_BERTSCORE", nameof(DefaultBertScoreModel)),
+        new("GPU_WARM_DEFAULTS", nameof(WarmDefaults)),
+        new("GPU_PROGRESS_LOG_LEVEL", nameof(ProgressLogLevel)),
+        new("GPU_METRICS_PORT", nameof(MetricsPort)),
+    ];
+
     /// <summary>This host's name: the silo name and the key of its host grain (<c>GPU_HOST_NAME</c>, default the machine name).</summary>
-    public string HostName { get; init; } = Environment.MachineName;
+    public string HostName { get; set; } = Environment.MachineName;
 
     /// <summary>Jobs that run at once on this host (<c>GPU_MAX_CONCURRENT</c>, default 2).</summary>
-    public int MaxConcurrent { get; init; } = 2;
+    public int MaxConcurrent { get; set; } = 2;
 
     /// <summary>Jobs that may wait behind them; past this the host answers busy (503, Retry-After: 5).</summary>
-    public int MaxQueued { get; init; } = 1024;
+    public int MaxQueued { get; set; } = 1024;
 
     /// <summary>The chunk of progress logging and <c>/status</c>, in texts (<c>GPU_EMBED_BATCH</c>, default 32, as the seed).</summary>
-    public int EmbedBatch { get; init; } = 32;
+    public int EmbedBatch { get; set; } = 32;
 
     /// <summary>
     /// Padded tokens per forward pass of the embedding batcher, which merges concurrent requests
     /// (<c>GPU_MAX_BATCH_TOKENS</c>, default 16384).
     /// </summary>
-    public int MaxBatchTokens { get; init; } = 16_384;
+    public int MaxBatchTokens { get; set; } = 16_384;
 
     /// <summary>Texts per forward pass (<c>GPU_MAX_BATCH_SEQUENCES</c>; default 256 on a GPU, 32 on the CPU).</summary>
-    public int? MaxBatchSequences { get; init; }
+    public int? MaxBatchSequences { get; set; }
 
     /// <summary>auto, cpu, cuda or cuda:N (<c>TORCH_DEVICE</c>, the seed's name, or <c>Gpu:Device</c>).</summary>
-    public string Device { get; init; } = "auto";
+    public string Device { get; set; } = "auto";
 
     /// <summary>The models folder (<c>MODELS_DIR</c>).</summary>
-    public string? ModelsDirectory { get; init; }
+    public string? ModelsDirectory { get; set; }
 
     /// <summary>Default embedding model, warmed at start (<c>MODEL_EMBED</c>).</summary>
-    public string DefaultEmbedModel { get; init; } = "all-MiniLM-L6-v2";
+    public string DefaultEmbedModel { get; set; } = "all-MiniLM-L6-v2";
 
     /// <summary>Default BERTScore model, warmed at start (<c>MODEL_BERTSCORE</c>).</summary>
-    public string DefaultBertScoreModel { get; init; } = "microsoft/deberta-xlarge-mnli";
+    public string DefaultBertScoreModel { get; set; } = "microsoft/deberta-xlarge-mnli";
 
-    /// <summary>Load the default models when the silo starts.</summary>
-    public bool WarmDefaults { get; init; } = true;
+    /// <summary>Load the default models when the silo starts (<c>GPU_WARM_DEFAULTS</c>).</summary>
+    public bool WarmDefaults { get; set; } = true;
 
     /// <summary>
-    /// Where models come from beyond the models folder: the Hugging Face cache (<c>HF_HUB_CACHE</c>, <c>HF_HOME</c>) and
-    /// hub (<c>HF_ENDPOINT</c>, <c>HF_TOKEN</c>, <c>HF_HUB_OFFLINE</c>), and what requests may download (<c>MODEL_ALLOW</c>).
-    /// The default models are always allowed.
+    /// The level of the seed's batch progress lines (<c>[embed] job=... batch 3/10 (30%)</c>), <c>GPU_PROGRESS_LOG_LEVEL</c>:
+    /// Information by default, as the seed printed them; Debug hides them at the default log levels.
     /// </summary>
-    public ModelSourceOptions Sources { get; init; } = new();
+    public LogLevel ProgressLogLevel { get; set; } = LogLevel.Information;
 
-    public static GpuHostOptions FromConfiguration(IConfiguration configuration)
+    /// <summary>
+    /// Port of a <c>/metrics</c> listener of <c>Silo.Gpu</c> (<c>GPU_METRICS_PORT</c>); 0, the default, runs none. A front
+    /// that co-hosts its silo serves the same metrics on its own <c>/metrics</c>.
+    /// </summary>
+    public int MetricsPort { get; set; }
+
+    /// <summary>How often the device's name and memory are read (<c>nvidia-smi</c>), off the grains' turns.</summary>
+    public TimeSpan HardwareProbeInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long one hardware probe may take before its process is killed and the last snapshot kept.</summary>
+    public TimeSpan HardwareProbeTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The program the hardware probe runs; tests point it at a script.</summary>
+    internal string NvidiaSmi { get; set; } = "nvidia-smi";
+
+    /// <summary>
+    /// Where models come from beyond the models folder: the Hugging Face cache and hub, and which models requests may
+    /// download. Read from Hugging Face's own variables (<c>HF_ENDPOINT</c>, <c>HF_TOKEN</c>, <c>HF_HUB_CACHE</c>,
+    /// <c>HF_HOME</c>, <c>HF_HUB_OFFLINE</c>) with their meaning in huggingface_hub, and <c>MODEL_ALLOW</c>.
+    /// </summary>
+    public ModelSourceOptions Sources { get; set; } = new();
+
+    /// <summary>The model sources as the host uses them: the default models are always allowed to download.</summary>
+    public ModelSourceOptions EffectiveSources =>
+        Sources with { DefaultModels = [.. Sources.DefaultModels, DefaultEmbedModel, DefaultBertScoreModel] };
+
+    /// <summary>Binds <paramref name="options"/> from configuration: the <c>Gpu</c> section, the seed's variables, and Hugging Face's.</summary>
+    public static void Bind(IConfiguration configuration, GpuHostOptions options)
     {
-        var section = configuration.GetSection("Gpu");
-        string? Get(string seedVariable, string key) =>
-            NonEmpty(configuration[seedVariable]) ?? NonEmpty(section[key]);
-
-        var defaults = new GpuHostOptions();
-        var embed = Get("MODEL_EMBED", "DefaultEmbedModel") ?? defaults.DefaultEmbedModel;
-        var bertScore = Get("MODEL_BERTSCORE", "DefaultBertScoreModel") ?? defaults.DefaultBertScoreModel;
-        return new GpuHostOptions
-        {
-            HostName = Get("GPU_HOST_NAME", "HostName") ?? defaults.HostName,
-            MaxConcurrent = PositiveInt(Get("GPU_MAX_CONCURRENT", "MaxConcurrent"), defaults.MaxConcurrent, "GPU_MAX_CONCURRENT"),
-            MaxQueued = PositiveInt(Get("GPU_MAX_QUEUE", "MaxQueued"), defaults.MaxQueued, "GPU_MAX_QUEUE"),
-            EmbedBatch = PositiveInt(Get("GPU_EMBED_BATCH", "EmbedBatch"), defaults.EmbedBatch, "GPU_EMBED_BATCH"),
-            MaxBatchTokens = PositiveInt(Get("GPU_MAX_BATCH_TOKENS", "MaxBatchTokens"), defaults.MaxBatchTokens, "GPU_MAX_BATCH_TOKENS"),
-            MaxBatchSequences = Get("GPU_MAX_BATCH_SEQUENCES", "MaxBatchSequences") is { } sequences
-                ? PositiveInt(sequences, 1, "GPU_MAX_BATCH_SEQUENCES")
-                : null,
-            Device = Get("TORCH_DEVICE", "Device") ?? defaults.Device,
-            ModelsDirectory = Get("MODELS_DIR", "ModelsDirectory"),
-            DefaultEmbedModel = embed,
-            DefaultBertScoreModel = bertScore,
-            WarmDefaults = !string.Equals(Get("GPU_WARM_DEFAULTS", "WarmDefaults"), "false", StringComparison.OrdinalIgnoreCase),
-            Sources = ModelSourceOptions.FromVariables(name => NonEmpty(configuration[name]), [embed, bertScore]),
-        };
+        Settings.Bind(configuration, Section, options, Aliases);
+        options.Sources = ModelSourceOptions.FromVariables(name => configuration[name]);
     }
 
-    private static string? NonEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
-
-    private static int PositiveInt(string? value, int fallback, string name)
+    /// <summary>Binds and checks the settings outside dependency injection (tools, and the front's defaults).</summary>
+    public static GpuHostOptions FromConfiguration(IConfiguration configuration)
     {
-        if (value is null)
-        {
-            return fallback;
-        }
+        var options = new GpuHostOptions();
+        Bind(configuration, options);
+        var result = new GpuHostOptionsValidator().Validate(null, options);
+        return result.Failed ? throw new OptionsValidationException(Section, typeof(GpuHostOptions), result.Failures) : options;
+    }
+}
 
-        return int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n > 0
-            ? n
-            : throw new ArgumentException($"{name} must be a positive integer; got '{value}'.");
+/// <summary>The rules of <see cref="GpuHostOptions"/>; each failure names the setting as its user wrote it.</summary>
+public sealed class GpuHostOptionsValidator : IValidateOptions<GpuHostOptions>
+{
+    public ValidateOptionsResult Validate(string? name, GpuHostOptions o) => Settings.Validate(
+        string.IsNullOrWhiteSpace(o.HostName) ? $"{Name(nameof(o.HostName))} must not be empty." : null,
+        Positive(nameof(o.MaxConcurrent), o.MaxConcurrent),
+        Positive(nameof(o.MaxQueued), o.MaxQueued),
+        Positive(nameof(o.EmbedBatch), o.EmbedBatch),
+        Positive(nameof(o.MaxBatchTokens), o.MaxBatchTokens),
+        o.MaxBatchSequences is { } sequences ? Positive(nameof(o.MaxBatchSequences), sequences) : null,
+        DeviceError(o.Device),
+        string.IsNullOrWhiteSpace(o.DefaultEmbedModel) ? $"{Name(nameof(o.DefaultEmbedModel))} must not be empty." : null,
+        string.IsNullOrWhiteSpace(o.DefaultBertScoreModel) ? $"{Name(nameof(o.DefaultBertScoreModel))} must not be empty." : null,
+        o.MetricsPort is < 0 or > 65535 ? $"{Name(nameof(o.MetricsPort))} must be a TCP port, or 0 for none; got {o.MetricsPort}." : null,
+        o.HardwareProbeInterval <= TimeSpan.Zero ? $"{Name(nameof(o.HardwareProbeInterval))} must be positive; got {o.HardwareProbeInterval}." : null,
+        o.HardwareProbeTimeout <= TimeSpan.Zero ? $"{Name(nameof(o.HardwareProbeTimeout))} must be positive; got {o.HardwareProbeTimeout}." : null,
+        ModelSourceOptions.EndpointError(o.Sources.HubEndpoint));
+
+    private static string Name(string property) => Settings.Name(GpuHostOptions.Section, property, GpuHostOptions.Aliases);
+
+    private static string? Positive(string property, int value) =>
+        value > 0 ? null : $"{Name(property)} must be a positive integer; got {value}.";
+
+    private static string? DeviceError(string device)
+    {
+        try
+        {
+            ExecutionDevice.Parse(device);
+            return null;
+        }
+        catch (ArgumentException ex)
+        {
+            return $"{Name(nameof(GpuHostOptions.Device))}: {ex.Message.Split(" (Parameter", 2)[0]}";
+        }
     }
 }

@@ -59,7 +59,7 @@ public sealed class HostJobs(GpuHostOptions options, ILogger<HostJobs> logger)
         // Passes of one job can finish on two batcher threads at once; progress only moves forward.
         var progress = total == 0 ? 1 : (double)done / total;
         job.Progress = Math.Max(job.Progress, progress);
-        logger.LogInformation("[{Type}] job={Job} batch {Batch}/{Batches} ({Percent:0}%)", job.Type, job.Id, batch, batches, progress * 100);
+        logger.Log(options.ProgressLogLevel, "[{Type}] job={Job} batch {Batch}/{Batches} ({Percent:0}%)", job.Type, job.Id, batch, batches, progress * 100);
     }
 
     public HostLoad Load(string device)

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OrleansGpu.Grains.Hosting;
@@ -14,7 +15,9 @@ if (args is ["fetch", .. var models])
     return await ModelFetch.RunAsync(models, configuration, loggers.CreateLogger("Silo.Gpu"));
 }
 
+Observability.ExportMetrics();
 var builder = Host.CreateApplicationBuilder(args.Where(a => a != "apply-schema").ToArray());
+builder.Configuration.AddLogLevelDefaults();
 var cluster = ClusterSettings.FromConfiguration(builder.Configuration);
 
 if (args.Contains("apply-schema"))
@@ -36,6 +39,8 @@ builder.UseOrleans(silo =>
     cluster.ConfigureSilo(silo);
     silo.AddGpuHost(builder.Configuration);
 });
+builder.Services.AddHostedService<MetricsListener>();
+builder.Services.AddTracing(builder.Configuration, "orleansgpu-silo");
 
 await builder.Build().RunAsync();
 return 0;

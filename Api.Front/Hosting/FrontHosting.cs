@@ -38,6 +38,7 @@ public static class FrontHosting
         {
             cluster.ConfigureClient(client);
             client.AddDashboard();
+            client.AddActivityPropagation();
 
             // Jobs can run for minutes; a dead host is not waited for, since the router sends requests again as soon
             // as a host leaves membership.

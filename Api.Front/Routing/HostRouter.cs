@@ -1,50 +1,69 @@
-using System.Collections.Concurrent;
-using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
-using Orleans.Runtime;
+using Microsoft.Extensions.Options;
 using OrleansGpu.Grains;
+using Polly;
+using Polly.Retry;
 
 namespace OrleansGpu.Api.Routing;
 
 /// <summary>
-/// Picks a GPU host per request and retries elsewhere when one fails. Keeps a snapshot of the live hosts and their
-/// load, refreshed about once a second from cluster membership and each host grain; adds the work this front has
-/// sent since, so a burst does not pile onto one host between refreshes. Every compute request is idempotent, so a
-/// request whose host dies (unavailable silo, rejected message, timeout, host gone from membership) is sent to the
-/// next host, within <see cref="RoutingOptions.MaxAttempts"/>.
+/// Runs each compute request on a GPU host and, when that host fails in a way another host may not, on the next one.
+/// Three parts: the <see cref="HostDirectory"/> (live hosts, their loads, refreshed about once a second while this
+/// service runs), the <see cref="HostSelection"/> strategy (least-busy or round-robin), and a Polly retry pipeline
+/// that sends the request again only for the failures <see cref="HostFailures"/> calls transient, at most
+/// <see cref="RoutingOptions.MaxAttempts"/> times. A deterministic failure propagates as it is, after one attempt.
 /// </summary>
-public sealed class HostRouter(IClusterClient client, RoutingOptions options, ILogger<HostRouter> logger) : BackgroundService
+public sealed class HostRouter : BackgroundService
 {
-    private static readonly TimeSpan LoadTimeout = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan LookAgainDelay = TimeSpan.FromMilliseconds(200);
 
-    private readonly ConcurrentDictionary<string, HostState> _states = new(StringComparer.Ordinal);
+    private readonly RoutingOptions _options;
+    private readonly ILogger _logger;
+    private readonly HostDirectory _directory;
+    private readonly HostSelection _selection;
+    private readonly ResiliencePipeline _retry;
+    private long _retries;
 
-    // Cancelled whenever a host leaves the cluster. An Orleans client cannot tell which gateway silo carried a
-    // request, and a request carried by a silo that died gets no answer until its timeout, whatever host it was
-    // for; so every request in flight at that moment is sent again (they are idempotent).
-    private CancellationTokenSource _membershipChanged = new();
-    private volatile IReadOnlyList<HostLoad> _hosts = [];
-    private int _roundRobin = -1;
-    private DateTimeOffset _refreshedAt = DateTimeOffset.MinValue;
+    public HostRouter(IClusterClient client, IOptions<RoutingOptions> options, ILogger<HostRouter> logger)
+    {
+        _options = options.Value;
+        _logger = logger;
+        _directory = new HostDirectory(client, _options, logger);
+        _selection = HostSelection.For(_options.Strategy);
+        _retry = _options.MaxAttempts <= 1
+            ? ResiliencePipeline.Empty
+            : new ResiliencePipelineBuilder()
+                .AddRetry(new RetryStrategyOptions
+                {
+                    ShouldHandle = new PredicateBuilder().Handle<HostAttemptFailedException>(),
+                    MaxRetryAttempts = _options.MaxAttempts - 1,
+
+                    // The next attempt goes to another host, which has no reason to wait.
+                    Delay = TimeSpan.Zero,
+                    BackoffType = DelayBackoffType.Constant,
+                    UseJitter = false,
+                })
+                .Build();
+    }
 
     /// <summary>The hosts of the last refresh with their loads.</summary>
-    public IReadOnlyList<HostLoad> Hosts => _hosts;
+    public IReadOnlyList<HostLoad> Hosts => _directory.Hosts;
 
-    public RoutingStrategy Strategy => options.Strategy;
+    public RoutingStrategy Strategy => _options.Strategy;
 
-    /// <summary>Counts for /metrics: retries on another host, by reason.</summary>
+    /// <summary>Counts for /metrics: requests sent again to a host after a host failure or a membership change.</summary>
     public long Retries => Interlocked.Read(ref _retries);
 
-    private long _retries;
+    /// <inheritdoc cref="HostDirectory.RefreshAsync"/>
+    public Task RefreshAsync(CancellationToken cancellationToken = default) => _directory.RefreshAsync(cancellationToken);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         while (!stoppingToken.IsCancellationRequested)
         {
-            await RefreshAsync(stoppingToken);
+            await _directory.RefreshAsync(stoppingToken);
             try
             {
-                await Task.Delay(options.RefreshInterval, stoppingToken);
+                await Task.Delay(_options.RefreshInterval, stoppingToken);
             }
             catch (OperationCanceledException)
             {
@@ -53,224 +72,120 @@ public sealed class HostRouter(IClusterClient client, RoutingOptions options, IL
         }
     }
 
-    /// <summary>Reads the active hosts from membership and asks each for its load. Hosts that left are dropped and their requests retried elsewhere.</summary>
-    public async Task RefreshAsync(CancellationToken cancellationToken = default)
-    {
-        try
-        {
-            var management = client.GetGrain<IManagementGrain>(0);
-            var members = await management.GetDetailedHosts(onlyActive: true).WaitAsync(LoadTimeout, cancellationToken);
-            var names = members.Select(m => m.SiloName).Where(n => !string.IsNullOrEmpty(n)).Distinct().ToList();
-            var loads = await Task.WhenAll(names.Select(LoadOrNullAsync));
-            var live = loads.OfType<HostLoad>().OrderBy(l => l.Host, StringComparer.Ordinal).ToList();
-
-            var left = _hosts.Select(h => h.Host).Concat(_states.Keys).Distinct().Where(h => !names.Contains(h)).ToList();
-            foreach (var name in left)
-            {
-                // The host left the cluster: requests still waiting on it go elsewhere now, not at their timeout.
-                if (_states.TryRemove(name, out var state))
-                {
-                    state.MarkGone();
-                }
-
-                logger.LogWarning("GPU host {Host} left the cluster; requests in flight are sent again", name);
-            }
-
-            if (left.Count > 0)
-            {
-                Interlocked.Exchange(ref _membershipChanged, new CancellationTokenSource()).Cancel();
-            }
-
-            _hosts = live;
-            _refreshedAt = DateTimeOffset.UtcNow;
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
-        {
-            logger.LogWarning("Refreshing the GPU host list failed: {Reason}", ex.Message);
-        }
-    }
-
-    private async Task<HostLoad?> LoadOrNullAsync(string host)
-    {
-        try
-        {
-            return await client.GetGrain<IGpuHostGrain>(host).GetLoadAsync().WaitAsync(LoadTimeout);
-        }
-        catch (Exception ex)
-        {
-            logger.LogDebug("Host {Host} did not report its load: {Reason}", host, ex.Message);
-            return null;
-        }
-    }
-
     /// <summary>
-    /// Runs <paramref name="call"/> on a chosen host; on a host failure, on the next one. <paramref name="tokens"/>
-    /// is the request's estimated size, counted against its host while it runs.
+    /// Runs <paramref name="call"/> on a chosen host; on a transient host failure, on the next one. <paramref name="tokens"/>
+    /// is the request's estimated size, counted against its host while it runs. Throws what a deterministic failure
+    /// threw, or <see cref="NoHostAvailableException"/> when no host could take the request.
     /// </summary>
     public async Task<T> ExecuteAsync<T>(long tokens, Func<IGpuHostGrain, CancellationToken, Task<T>> call, CancellationToken requestAborted)
     {
-        if (_hosts.Count == 0 || DateTimeOffset.UtcNow - _refreshedAt > options.RefreshInterval * 5)
+        if (_directory.IsStale)
         {
-            await RefreshAsync(requestAborted);
+            await _directory.RefreshAsync(requestAborted);
         }
 
-        var tried = new HashSet<string>(StringComparer.Ordinal);
-        Exception? lastFailure = null;
-        var busy = 0;
-        var looked = false;
-        for (var attempt = 0; attempt < options.MaxAttempts; attempt++)
+        var request = new Request<T>(this, tokens, call);
+        try
         {
-            var host = Pick(tried);
-            if (host is null)
+            return await _retry.ExecuteAsync(static (r, ct) => r.Router.AttemptAsync(r, ct), request, requestAborted);
+        }
+        catch (HostAttemptFailedException)
+        {
+            throw request.NoHost();
+        }
+    }
+
+    private async ValueTask<T> AttemptAsync<T>(Request<T> request, CancellationToken requestAborted)
+    {
+        var host = await NextHostAsync(request.Tried, requestAborted) ?? throw request.NoHost();
+        request.Tried.Add(host);
+        var state = _directory.State(host);
+        var membershipChanged = _directory.MembershipChanged;
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, state.Gone, membershipChanged);
+        state.Add(request.Tokens);
+        try
+        {
+            return await request.Call(_directory.Grain(host), linked.Token);
+        }
+        catch (Exception ex) when (HostFailures.Classify(ex, requestAborted, state.Gone, membershipChanged) is var failure and not HostFailure.Deterministic)
+        {
+            request.LastFailure = ex;
+            request.OnlyBusy &= failure == HostFailure.Busy;
+            switch (failure)
             {
-                if (looked)
-                {
+                case HostFailure.Busy:
+                    _logger.LogInformation("GPU host {Host} is busy; trying another", host);
                     break;
-                }
-
-                // Every known host was tried: look once more for hosts that joined (or came back) meanwhile.
-                looked = true;
-                await Task.Delay(TimeSpan.FromMilliseconds(200), requestAborted);
-                await RefreshAsync(requestAborted);
-                tried.RemoveWhere(h => _hosts.Any(l => l.Host == h) && !IsSuspect(h));
-                host = Pick(tried);
-                if (host is null)
-                {
+                case HostFailure.MembershipChanged:
+                    // The host is fine: it (or another) may take the request again.
+                    request.Tried.Remove(host);
+                    Interlocked.Increment(ref _retries);
+                    _logger.LogInformation("Cluster membership changed while {Host} served a request; sending it again", host);
                     break;
-                }
+                default:
+                    state.MarkFailed(_options.FailureCooldown);
+                    Interlocked.Increment(ref _retries);
+                    _logger.LogWarning("GPU host {Host} failed ({Error}: {Reason}); trying another", host, ex.GetType().Name, ex.Message);
+                    break;
             }
 
-            tried.Add(host);
-            var state = _states.GetOrAdd(host, _ => new HostState());
-            var membershipChanged = Volatile.Read(ref _membershipChanged).Token;
-            using var linked = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, state.Gone, membershipChanged);
-            state.Add(tokens);
-            try
-            {
-                return await call(client.GetGrain<IGpuHostGrain>(host), linked.Token);
-            }
-            catch (OperationCanceledException) when (membershipChanged.IsCancellationRequested && !state.Gone.IsCancellationRequested && !requestAborted.IsCancellationRequested)
-            {
-                // Another host left while this one worked on the request: the host is fine, ask it (or another) again.
-                tried.Remove(host);
-                Interlocked.Increment(ref _retries);
-                logger.LogInformation("Cluster membership changed while {Host} served a request; sending it again", host);
-            }
-            catch (InvalidWorkException)
-            {
-                throw; // the request is wrong; every host would say so
-            }
-            catch (OperationCanceledException) when (requestAborted.IsCancellationRequested)
-            {
-                throw; // the caller went away
-            }
-            catch (HostBusyException ex)
-            {
-                busy++;
-                lastFailure = ex;
-                logger.LogInformation("GPU host {Host} is busy; trying another", host);
-            }
-            catch (Exception ex)
-            {
-                lastFailure = ex;
-                state.MarkFailed(options.FailureCooldown);
-                Interlocked.Increment(ref _retries);
-                logger.LogWarning("GPU host {Host} failed ({Error}: {Reason}); trying another", host, ex.GetType().Name, ex.Message);
-            }
-            finally
-            {
-                state.Remove(tokens);
-            }
+            throw new HostAttemptFailedException(host, failure, ex);
         }
-
-        if (lastFailure is null)
+        finally
         {
-            throw new NoHostAvailableException("No GPU host is available: none has joined the cluster yet.", busy: false);
+            state.Remove(request.Tokens);
         }
-
-        throw busy > 0 && busy == tried.Count
-            ? new NoHostAvailableException("Every GPU host is busy; retry later.", busy: true, lastFailure)
-            : new NoHostAvailableException($"No GPU host could serve the request: {lastFailure.Message}", busy: false, lastFailure);
     }
 
-    private bool IsSuspect(string host) => _states.TryGetValue(host, out var s) && s.IsSuspect;
-
-    private string? Pick(HashSet<string> tried)
+    /// <summary>A host not yet tried; when every known host was, looks once more for hosts that joined (or came back) meanwhile.</summary>
+    private async Task<string?> NextHostAsync(HashSet<string> tried, CancellationToken requestAborted)
     {
-        var candidates = _hosts.Where(h => !tried.Contains(h.Host)).ToList();
-        if (candidates.Count == 0)
+        if (_selection.Pick(_directory, tried) is { } host)
         {
-            return null;
+            return host;
         }
 
-        // A host that just failed is avoided while another is there; alone, it is tried again.
-        var healthy = candidates.Where(h => !IsSuspect(h.Host)).ToList();
-        if (healthy.Count > 0)
+        if (tried.Count == 0)
         {
-            candidates = healthy;
+            return null; // no host at all: the refresh before the first attempt found none
         }
 
-        if (options.Strategy == RoutingStrategy.RoundRobin)
-        {
-            var next = Interlocked.Increment(ref _roundRobin);
-            var all = _hosts;
-            for (var k = 0; k < all.Count; k++)
-            {
-                var host = all[(int)((uint)(next + k) % (uint)all.Count)].Host;
-                if (candidates.Any(c => c.Host == host))
-                {
-                    return host;
-                }
-            }
-
-            return candidates[0].Host;
-        }
-
-        return LeastBusy(candidates);
+        await Task.Delay(LookAgainDelay, requestAborted);
+        await _directory.RefreshAsync(requestAborted);
+        tried.RemoveWhere(h => _directory.Hosts.Any(l => l.Host == h) && !_directory.IsSuspect(h));
+        return _selection.Pick(_directory, tried);
     }
 
-    /// <summary>
-    /// The host with the fewest queued and running tokens: the larger of what it last reported and what this front
-    /// has in flight on it now. With many hosts, power of two choices (two at random, the lighter wins) avoids every
-    /// front herding onto the same host between refreshes; with a few, all are compared.
-    /// </summary>
-    private string LeastBusy(List<HostLoad> candidates)
+    /// <summary>One request across its attempts.</summary>
+    private sealed class Request<T>(HostRouter router, long tokens, Func<IGpuHostGrain, CancellationToken, Task<T>> call)
     {
-        long Load(HostLoad h) => Math.Max(h.Tokens, _states.TryGetValue(h.Host, out var s) ? s.Pending : 0);
+        public HostRouter Router { get; } = router;
 
-        if (candidates.Count > 4)
+        public long Tokens { get; } = tokens;
+
+        public Func<IGpuHostGrain, CancellationToken, Task<T>> Call { get; } = call;
+
+        public HashSet<string> Tried { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Whether every failed attempt so far was a full queue (then the caller should come back later).</summary>
+        public bool OnlyBusy { get; set; } = true;
+
+        public Exception? LastFailure { get; set; }
+
+        public NoHostAvailableException NoHost() => LastFailure switch
         {
-            var a = candidates[Random.Shared.Next(candidates.Count)];
-            var b = candidates[Random.Shared.Next(candidates.Count)];
-            return Load(a) <= Load(b) ? a.Host : b.Host;
-        }
-
-        // Read each load once: the pending counts move while we look.
-        var loads = candidates.Select(c => (c.Host, Load: Load(c))).ToList();
-        var best = loads.Min(l => l.Load);
-        var lightest = loads.Where(l => l.Load == best).ToList();
-        return lightest[Random.Shared.Next(lightest.Count)].Host;
+            null => new NoHostAvailableException("No GPU host is available: none has joined the cluster yet.", busy: false),
+            _ when OnlyBusy => new NoHostAvailableException("Every GPU host is busy; retry later.", busy: true, LastFailure),
+            _ => new NoHostAvailableException($"No GPU host could serve the request: {LastFailure.Message}", busy: false, LastFailure),
+        };
     }
+}
 
-    /// <summary>What this front knows of one host between refreshes.</summary>
-    private sealed class HostState
-    {
-        private readonly CancellationTokenSource _gone = new();
-        private long _pending;
-        private long _suspectUntil;
+/// <summary>One attempt failed in a way another host may not (see <see cref="HostFailures"/>); the retry pipeline handles only this.</summary>
+public sealed class HostAttemptFailedException(string host, HostFailure failure, Exception inner)
+    : Exception($"GPU host {host}: {inner.Message}", inner)
+{
+    public string Host { get; } = host;
 
-        public CancellationToken Gone => _gone.Token;
-
-        public long Pending => Interlocked.Read(ref _pending);
-
-        public bool IsSuspect => DateTimeOffset.UtcNow.UtcTicks < Interlocked.Read(ref _suspectUntil);
-
-        public void Add(long tokens) => Interlocked.Add(ref _pending, tokens);
-
-        public void Remove(long tokens) => Interlocked.Add(ref _pending, -tokens);
-
-        public void MarkFailed(TimeSpan cooldown) => Interlocked.Exchange(ref _suspectUntil, (DateTimeOffset.UtcNow + cooldown).UtcTicks);
-
-        public void MarkGone() => _gone.Cancel();
-    }
+    public HostFailure Failure { get; } = failure;
 }

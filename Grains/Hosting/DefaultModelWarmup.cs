@@ -41,7 +41,16 @@ public sealed class DefaultModelWarmup(GpuHostOptions options, IGrainFactory gra
                     problem.Model, options.HostName, problem.Reason);
             }
 
-            logger.LogInformation("Host {Host} warmed {Count} default model(s)", options.HostName, 2 - problems.Count);
+            // The host's half of the start banner: its device and which defaults are ready (the missing ones were just logged with how to install them).
+            var info = await host.GetInfoAsync();
+            var ready = info.LoadedModels.Select(m => m.Name).ToList();
+            logger.LogInformation(
+                "GPU host {Host} ready on {Device} ({DeviceName}): models {Ready}{Missing}",
+                options.HostName,
+                info.Device,
+                info.DeviceName,
+                ready.Count == 0 ? "none" : string.Join(", ", ready),
+                problems.Count == 0 ? string.Empty : $"; missing {string.Join(", ", problems.Select(p => p.Model))} (see above)");
         }
         catch (Exception ex)
         {

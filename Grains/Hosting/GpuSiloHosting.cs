@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.Dashboard;
 using Orleans.Hosting;
@@ -11,8 +12,8 @@ using OrleansGpu.Inference.Onnx;
 namespace OrleansGpu.Grains.Hosting;
 
 /// <summary>What makes a silo a GPU host: its name, the placement that pins host and model grains to it, where
-/// models come from (models folder, Hugging Face cache and hub), the device, the job table, and the warm-up of the
-/// default models.</summary>
+/// models come from (models folder, Hugging Face cache and hub), the device, the job table, the hardware probe, and
+/// the warm-up of the default models.</summary>
 public static class GpuSiloHosting
 {
     /// <summary>How long one grain call may run: the longest job a host accepts.</summary>
@@ -20,26 +21,33 @@ public static class GpuSiloHosting
 
     /// <summary>Configures <paramref name="silo"/> as a GPU host from configuration (seed environment variables included).</summary>
     public static ISiloBuilder AddGpuHost(this ISiloBuilder silo, IConfiguration configuration) =>
-        silo.AddGpuHost(GpuHostOptions.FromConfiguration(configuration));
+        silo.AddGpuHost(o => GpuHostOptions.Bind(configuration, o));
 
-    public static ISiloBuilder AddGpuHost(this ISiloBuilder silo, GpuHostOptions options)
+    /// <summary>Configures <paramref name="silo"/> as a GPU host with settings given in code (tests).</summary>
+    public static ISiloBuilder AddGpuHost(this ISiloBuilder silo, Action<GpuHostOptions> configure)
     {
-        silo.Configure<SiloOptions>(o => o.SiloName = options.HostName);
+        silo.Services.AddOptions<GpuHostOptions>().Configure(configure).ValidateOnStart();
+        silo.Services.AddSingleton<IValidateOptions<GpuHostOptions>, GpuHostOptionsValidator>();
+
+        // Grains and the job table take the settings themselves: they are fixed for the life of the silo.
+        silo.Services.AddSingleton(sp => sp.GetRequiredService<IOptions<GpuHostOptions>>().Value);
+        silo.Services.AddOptions<SiloOptions>().Configure<IOptions<GpuHostOptions>>((s, gpu) => s.SiloName = gpu.Value.HostName);
         silo.Services.AddPlacementDirector<SiloKeyedPlacement, SiloKeyedPlacementDirector>();
-        silo.Services.AddSingleton(options);
         silo.Services.AddSingleton<HostJobs>();
         silo.Services.AddSingleton<HostModels>();
+        silo.Services.AddSingleton<HostHardware>();
+        silo.Services.AddHostedService(sp => sp.GetRequiredService<HostHardware>());
         silo.Services.AddSingleton(sp => new ModelStore(
-            options.ModelsDirectory ?? ModelStore.DefaultDirectory,
+            sp.GetRequiredService<GpuHostOptions>().ModelsDirectory ?? ModelStore.DefaultDirectory,
             sp.GetRequiredService<ILoggerFactory>().CreateLogger<ModelStore>(),
-            options.HostName));
+            sp.GetRequiredService<GpuHostOptions>().HostName));
         silo.Services.AddSingleton(sp => new ModelSources(
             sp.GetRequiredService<ModelStore>(),
-            options.Sources with { DefaultModels = [.. options.Sources.DefaultModels, options.DefaultEmbedModel, options.DefaultBertScoreModel] },
+            sp.GetRequiredService<GpuHostOptions>().EffectiveSources,
             sp.GetRequiredService<ILoggerFactory>().CreateLogger<ModelSources>()));
         silo.Services.AddSingleton(sp => new EncoderOptions
         {
-            Device = ExecutionDevice.Parse(options.Device),
+            Device = ExecutionDevice.Parse(sp.GetRequiredService<GpuHostOptions>().Device),
             Logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("OrleansGpu.Inference"),
         });
         // A job's call from the host grain to its model grain lasts as long as the job: BERTScore on a large model can
@@ -54,6 +62,9 @@ public static class GpuSiloHosting
 
         // The Orleans dashboard's per-silo data and grain profiling come from every silo.
         silo.AddDashboard();
+
+        // Grain calls carry the caller's trace (front → host grain → model grain); see Observability.AddTracing.
+        silo.AddActivityPropagation();
         return silo;
     }
 }

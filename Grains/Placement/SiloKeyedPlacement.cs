@@ -41,6 +41,10 @@ public sealed class SiloKeyedPlacementDirector(IClusterMembershipService members
             }
         }
 
-        throw new OrleansException($"GPU host '{host}' is not an active silo of this cluster.");
+        throw new HostNotActiveException($"GPU host '{host}' is not an active silo of this cluster.");
     }
 }
+
+/// <summary>A grain was asked of a host that is not (or no longer) an active silo: another host may serve the request.</summary>
+[GenerateSerializer, Alias("OrleansGpu.HostNotActiveException")]
+public sealed class HostNotActiveException(string message) : OrleansException(message);

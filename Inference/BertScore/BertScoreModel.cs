@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
+using OrleansGpu.Inference.Diagnostics;
 using OrleansGpu.Inference.Embeddings;
 using OrleansGpu.Inference.Models;
 using OrleansGpu.Inference.Onnx;
@@ -198,12 +200,22 @@ public sealed class BertScoreModel : IDisposable
     private LayerEncoder EncoderFor(int layer) =>
         _encoders.GetOrAdd(layer, l => new Lazy<LayerEncoder>(() => OpenLayer(l), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
 
+    /// <summary>The task the engine's measurements tag this model's work with.</summary>
+    public const string Task = "bertscore";
+
     private LayerEncoder OpenLayer(int layer)
     {
+        var started = Stopwatch.GetTimestamp();
         var encoder = layer == TotalLayers
             ? OnnxEncoder.Open(_folder.OnnxPath, _encoderOptions)
             : OnnxEncoder.Open(LayerCut.Cut(File.ReadAllBytes(_folder.OnnxPath), layer), Path.GetDirectoryName(_folder.OnnxPath), _encoderOptions);
-        return new LayerEncoder(encoder, new Lazy<EncoderBatcher>(() => new EncoderBatcher(encoder, Tokenizer.Special.Pad, _limits)));
+        InferenceMetrics.RecordLoad(Name, Task, started);
+
+        // The graph cut at a layer keeps the embeddings and that many layers: about that share of the weights.
+        var weights = InferenceMetrics.WeightBytes(_folder.OnnxPath);
+        var memory = InferenceMetrics.TrackLoaded(Name, Task, TotalLayers > 0 ? weights * layer / TotalLayers : weights);
+        var batcher = new Lazy<EncoderBatcher>(() => new EncoderBatcher(encoder, Tokenizer.Special.Pad, _limits, InferenceMetrics.Tags(Name, Task)));
+        return new LayerEncoder(encoder, batcher, memory);
     }
 
     private static float MaxPropagatingNaN(float[] values, int start, int count)
@@ -231,7 +243,7 @@ public sealed class BertScoreModel : IDisposable
     }
 
     /// <summary>The graph cut at one layer, and the batcher that shares its forward passes between callers.</summary>
-    private sealed record LayerEncoder(OnnxEncoder Encoder, Lazy<EncoderBatcher> LazyBatcher) : IDisposable
+    private sealed record LayerEncoder(OnnxEncoder Encoder, Lazy<EncoderBatcher> LazyBatcher, IDisposable Memory) : IDisposable
     {
         public EncoderBatcher Batcher => LazyBatcher.Value;
 
@@ -243,6 +255,7 @@ public sealed class BertScoreModel : IDisposable
             }
 
             Encoder.Dispose();
+            Memory.Dispose();
         }
     }
 

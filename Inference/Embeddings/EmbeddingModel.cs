@@ -1,5 +1,7 @@
 using Google.Protobuf;
+using System.Diagnostics;
 using Onnx;
+using OrleansGpu.Inference.Diagnostics;
 using OrleansGpu.Inference.Models;
 using OrleansGpu.Inference.Onnx;
 using OrleansGpu.Inference.Tokenization;
@@ -55,8 +57,13 @@ public sealed class EmbeddingModel : IDisposable
         Tokenizer = tokenizer;
         _encoder = encoder;
         MaxTokens = maxTokens;
-        _batcher = new(() => new EncoderBatcher(_encoder, Tokenizer.Special.Pad, limits ?? new BatchLimits()));
+        _batcher = new(() => new EncoderBatcher(_encoder, Tokenizer.Special.Pad, limits ?? new BatchLimits(), InferenceMetrics.Tags(name, Task)));
     }
+
+    /// <summary>The task the engine's measurements tag this model's work with.</summary>
+    public const string Task = "embed";
+
+    private IDisposable? _memory;
 
     public string Name { get; }
 
@@ -83,6 +90,7 @@ public sealed class EmbeddingModel : IDisposable
     /// <param name="limits">The forward passes of <see cref="EmbedAsync"/>, shared by all its callers.</param>
     public static EmbeddingModel Load(ModelFolder folder, EncoderOptions options, BatchLimits? limits = null)
     {
+        var started = Stopwatch.GetTimestamp();
         var modules = folder.SentenceTransformers;
         if (modules.UnsupportedModules.Count > 0)
         {
@@ -117,6 +125,8 @@ public sealed class EmbeddingModel : IDisposable
                 using var warm = encoder.Run([tokenizer.Encode("warm up", model.MaxTokens)], tokenizer.Special.Pad);
             }
 
+            InferenceMetrics.RecordLoad(folder.Name, Task, started);
+            model._memory = InferenceMetrics.TrackLoaded(folder.Name, Task, InferenceMetrics.WeightBytes(folder.OnnxPath));
             return model;
         }
         catch
@@ -248,6 +258,7 @@ public sealed class EmbeddingModel : IDisposable
         }
 
         _encoder.Dispose();
+        _memory?.Dispose();
     }
 }
 

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using OrleansGpu.Inference.Diagnostics;
 using OrleansGpu.Inference.Onnx;
 
 namespace OrleansGpu.Inference.Embeddings;
@@ -45,11 +47,14 @@ internal sealed class EncoderBatcher : IDisposable
     private readonly SemaphoreSlim _signal = new(0);
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread[] _workers;
+    private readonly TagList _tags;
     private long _forwardPasses;
     private long _sequencesEmbedded;
 
-    public EncoderBatcher(OnnxEncoder encoder, int padId, BatchLimits limits)
+    /// <param name="tags">The model and task its measurements are tagged with (<see cref="InferenceMetrics.Tags"/>).</param>
+    public EncoderBatcher(OnnxEncoder encoder, int padId, BatchLimits limits, TagList tags = default)
     {
+        _tags = tags;
         _encoder = encoder;
         _padId = padId;
         _maxBatchTokens = limits.MaxBatchTokens;
@@ -201,9 +206,20 @@ internal sealed class EncoderBatcher : IDisposable
 
     private void Run(List<(Request Request, int Index)> batch)
     {
+        var started = Stopwatch.GetTimestamp();
+        foreach (var request in batch.Select(b => b.Request).Distinct())
+        {
+            if (Interlocked.Exchange(ref request.Started, 1) == 0)
+            {
+                InferenceMetrics.QueueSeconds.Record(Stopwatch.GetElapsedTime(request.Enqueued, started).TotalSeconds, _tags);
+            }
+        }
+
         try
         {
-            using var states = _encoder.Run([.. batch.Select(b => b.Request.Sequences[b.Index])], _padId);
+            var sequences = batch.Select(b => b.Request.Sequences[b.Index]).ToList();
+            using var states = _encoder.Run(sequences, _padId);
+            RecordPass(sequences, started);
             for (var k = 0; k < batch.Count; k++)
             {
                 var (request, index) = batch[k];
@@ -226,6 +242,22 @@ internal sealed class EncoderBatcher : IDisposable
         {
             group.Key.Finish(group.Count());
         }
+    }
+
+    private void RecordPass(List<int[]> sequences, long started)
+    {
+        long tokens = 0;
+        var longest = 0;
+        foreach (var sequence in sequences)
+        {
+            tokens += sequence.Length;
+            longest = Math.Max(longest, sequence.Length);
+        }
+
+        InferenceMetrics.ForwardSeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, _tags);
+        InferenceMetrics.BatchSize.Record(sequences.Count, _tags);
+        InferenceMetrics.PaddingRatio.Record(1 - ((double)tokens / ((long)longest * sequences.Count)), _tags);
+        InferenceMetrics.Tokens.Add(tokens, _tags);
     }
 
     private void Cancel(Request request, CancellationToken cancellationToken)
@@ -291,6 +323,12 @@ internal sealed class EncoderBatcher : IDisposable
         public TaskCompletionSource Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public CancellationTokenRegistration Registration { get; set; }
+
+        /// <summary>When the request was queued (<see cref="Stopwatch.GetTimestamp"/>).</summary>
+        public long Enqueued { get; } = Stopwatch.GetTimestamp();
+
+        /// <summary>1 once a forward pass carried some of the request (its queue time is recorded then).</summary>
+        public int Started;
 
         public void Finish(int count)
         {

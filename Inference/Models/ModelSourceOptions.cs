@@ -57,15 +57,13 @@ public sealed record ModelSourceOptions
         return Path.Combine(xdg, "huggingface", "hub");
     }
 
-    /// <summary>Reads the settings from environment-style variables (<paramref name="variable"/> answers null when unset).</summary>
-    public static ModelSourceOptions FromVariables(Func<string, string?> variable, IReadOnlyList<string> defaultModels)
+    /// <summary>
+    /// Reads the settings from environment-style variables (<paramref name="variable"/> answers null when unset), with
+    /// the meaning huggingface_hub gives them. <see cref="EndpointError"/> checks the endpoint.
+    /// </summary>
+    public static ModelSourceOptions FromVariables(Func<string, string?> variable)
     {
         var endpoint = NonEmpty(variable("HF_ENDPOINT")) ?? DefaultEndpoint;
-        if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
-        {
-            throw new ArgumentException($"HF_ENDPOINT must be an http(s) URL; got '{endpoint}'.");
-        }
-
         return new ModelSourceOptions
         {
             HubEndpoint = endpoint.TrimEnd('/'),
@@ -75,9 +73,14 @@ public sealed record ModelSourceOptions
             Allow = NonEmpty(variable("MODEL_ALLOW")) is { } allow
                 ? [.. allow.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)]
                 : [],
-            DefaultModels = defaultModels,
         };
     }
+
+    /// <summary>What is wrong with <paramref name="endpoint"/> as <c>HF_ENDPOINT</c>, or null when it is an http(s) URL.</summary>
+    public static string? EndpointError(string endpoint) =>
+        Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"
+            ? null
+            : $"HF_ENDPOINT must be an http(s) URL; got '{endpoint}'.";
 
     /// <summary>Whether a request may cause <paramref name="repo"/> to be downloaded.</summary>
     public bool Allows(string repo) =>

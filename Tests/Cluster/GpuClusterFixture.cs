@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 using Orleans.Configuration;
 using Orleans.TestingHost;
 using OrleansGpu.Api.Routing;
@@ -31,15 +32,15 @@ public class GpuClusterFixture : IAsyncLifetime
         var builder = new InProcessTestClusterBuilder(3);
         builder.ConfigureSilo((options, silo) =>
         {
-            silo.AddGpuHost(new GpuHostOptions
+            silo.AddGpuHost(o =>
             {
-                HostName = options.SiloName,
-                ModelsDirectory = _models.Directory,
-                Device = "cpu",
-                MaxConcurrent = MaxConcurrent,
-                DefaultEmbedModel = "all-MiniLM-L6-v2",
-                DefaultBertScoreModel = "all-MiniLM-L6-v2",
-                Sources = new ModelSourceOptions { Offline = true, CacheDirectory = ServiceProcess.EmptyHuggingFaceCache },
+                o.HostName = options.SiloName;
+                o.ModelsDirectory = _models.Directory;
+                o.Device = "cpu";
+                o.MaxConcurrent = MaxConcurrent;
+                o.DefaultEmbedModel = "all-MiniLM-L6-v2";
+                o.DefaultBertScoreModel = "all-MiniLM-L6-v2";
+                o.Sources = new ModelSourceOptions { Offline = true, CacheDirectory = ServiceProcess.EmptyHuggingFaceCache };
             });
             silo.Configure<ClusterMembershipOptions>(m =>
             {
@@ -60,7 +61,7 @@ public class GpuClusterFixture : IAsyncLifetime
     }
 
     public HostRouter NewRouter(RoutingStrategy strategy) =>
-        new(Cluster.Client, new RoutingOptions { Strategy = strategy }, NullLogger<HostRouter>.Instance);
+        new(Cluster.Client, Options.Create(new RoutingOptions { Strategy = strategy }), NullLogger<HostRouter>.Instance);
 
     public string Name(InProcessSiloHandle silo) =>
         silo.ServiceProvider.GetRequiredService<GpuHostOptions>().HostName;

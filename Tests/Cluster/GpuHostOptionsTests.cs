@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
 using OrleansGpu.Grains;
 
 namespace OrleansGpu.Tests.Cluster;
@@ -41,15 +42,15 @@ public sealed class GpuHostOptionsTests
         Assert.Equal(Path.Combine("/data/hf", "hub"), options.Sources.CacheDirectory);
         Assert.True(options.Sources.Offline);
         Assert.Equal(["BAAI/*", "intfloat/*"], options.Sources.Allow);
-        Assert.Equal(["BAAI/bge-small-en-v1.5", "microsoft/deberta-xlarge-mnli"], options.Sources.DefaultModels);
+        Assert.Equal(["BAAI/bge-small-en-v1.5", "microsoft/deberta-xlarge-mnli"], options.EffectiveSources.DefaultModels);
 
         var defaults = Read();
         Assert.Equal("https://huggingface.co", defaults.Sources.HubEndpoint);
         Assert.False(defaults.Sources.Offline);
-        Assert.True(defaults.Sources.Allows("sentence-transformers/all-MiniLM-L6-v2"));
-        Assert.False(defaults.Sources.Allows("someone/anything"));
+        Assert.True(defaults.EffectiveSources.Allows("sentence-transformers/all-MiniLM-L6-v2"));
+        Assert.False(defaults.EffectiveSources.Allows("someone/anything"));
         Assert.Equal("hf_new", Read(("HF_TOKEN", "hf_new"), ("HUGGING_FACE_HUB_TOKEN", "hf_old")).Sources.Token);
-        Assert.Throws<ArgumentException>(() => Read(("HF_ENDPOINT", "ftp://nope")));
+        Assert.Contains("HF_ENDPOINT", Assert.Throws<OptionsValidationException>(() => Read(("HF_ENDPOINT", "ftp://nope"))).Message);
     }
 
     [Fact]
@@ -61,13 +62,53 @@ public sealed class GpuHostOptionsTests
         Assert.Equal(10, options.EmbedBatch);
     }
 
+    [Fact]
+    public void Project_keys_bind_every_setting_type()
+    {
+        var options = Read(("Gpu:ProgressLogLevel", "Debug"), ("Gpu:HardwareProbeInterval", "00:00:30"), ("Gpu:WarmDefaults", "false"), ("GPU_METRICS_PORT", "9464"));
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Debug, options.ProgressLogLevel);
+        Assert.Equal(TimeSpan.FromSeconds(30), options.HardwareProbeInterval);
+        Assert.False(options.WarmDefaults);
+        Assert.Equal(9464, options.MetricsPort);
+    }
+
+    [Theory]
+    [InlineData("TORCH_DEVICE", "tpu")]
+    [InlineData("GPU_WARM_DEFAULTS", "perhaps")]
+    [InlineData("GPU_METRICS_PORT", "70000")]
+    [InlineData("Gpu:MaxQueued", "-1")]
+    [InlineData("Gpu:EmbedBatch", "lots")]
+    public void Every_bad_value_is_refused_naming_its_setting(string setting, string value)
+    {
+        var error = Assert.Throws<OptionsValidationException>(() => Read((setting, value)));
+        Assert.Contains(setting, error.Message);
+    }
+
     [Theory]
     [InlineData("GPU_MAX_BATCH_TOKENS", "0")]
     [InlineData("GPU_MAX_BATCH_SEQUENCES", "-3")]
     [InlineData("GPU_MAX_CONCURRENT", "many")]
     public void Values_that_are_not_positive_integers_are_refused_with_the_variable_named(string variable, string value)
     {
-        var error = Assert.Throws<ArgumentException>(() => Read((variable, value)));
+        var error = Assert.Throws<OptionsValidationException>(() => Read((variable, value)));
         Assert.Contains(variable, error.Message);
+    }
+}
+
+/// <summary>A GPU host with a bad setting does not start, and says which setting is wrong.</summary>
+public sealed class GpuHostStartupTests
+{
+    [Fact]
+    public async Task A_silo_with_a_bad_setting_exits_at_start_naming_it()
+    {
+        using var models = new Support.TestModelsFolder();
+        await using var silo = Support.ServiceProcess.Start(models.Directory, new Dictionary<string, string>
+        {
+            ["GPU_MAX_CONCURRENT"] = "0",
+        }, project: "Silo.Gpu");
+        var code = await silo.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.NotEqual(0, code);
+        Assert.Contains("GPU_MAX_CONCURRENT (Gpu:MaxConcurrent) must be a positive integer; got 0", silo.Output);
     }
 }

@@ -1,3 +1,4 @@
+using Orleans.Runtime;
 using OrleansGpu.Api.Routing;
 using OrleansGpu.Grains;
 using OrleansGpu.Tests.Support;
@@ -131,6 +132,109 @@ public sealed class RoutingTests(GpuClusterFixture fixture)
             router.ExecuteAsync(1, (h, t) => h.EmbedAsync(new EmbedWork("nobody/nothing", ["x"]), t), TestContext.Current.CancellationToken));
         Assert.Equal(ErrorCodes.ModelNotFound, error.Code);
         Assert.Contains("nobody/nothing", error.Message);
+        Assert.Equal(0, router.Retries);
+    }
+
+    [Fact]
+    public async Task A_deterministic_failure_runs_once_marks_no_host_failed_and_propagates_as_it_is()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var router = fixture.NewRouter(RoutingStrategy.RoundRobin);
+        await router.RefreshAsync(ct);
+        var attempts = 0;
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => router.ExecuteAsync<EmbeddingBatch>(1, (h, t) =>
+        {
+            Interlocked.Increment(ref attempts);
+            throw new InvalidOperationException("a bug, the same on every host");
+        }, ct));
+
+        Assert.Equal("a bug, the same on every host", error.Message);
+        Assert.Equal(1, attempts);
+        Assert.Equal(0, router.Retries);
+
+        // No host was put aside: the next requests still go round all of them.
+        var hosts = new HashSet<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            hosts.Add((await router.ExecuteAsync(1, (h, t) => h.EmbedAsync(Small(), t), ct)).Host);
+        }
+
+        Assert.Equal(3, hosts.Count);
+    }
+
+    [Fact]
+    public async Task A_bad_model_file_is_tried_on_one_host_and_is_not_a_no_host_error()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        const string broken = "acme/broken-model";
+        var folder = Path.Combine(fixture.ModelsDirectory, broken);
+        Directory.CreateDirectory(folder);
+        foreach (var file in Directory.GetFiles(Path.Combine(fixture.ModelsDirectory, TestModelsFolder.CopyName)))
+        {
+            File.Copy(file, Path.Combine(folder, Path.GetFileName(file)), overwrite: true);
+        }
+
+        foreach (var onnx in Directory.GetFiles(folder, "*.onnx"))
+        {
+            File.WriteAllBytes(onnx, [.. Enumerable.Range(0, 4096).Select(i => (byte)(i * 37))]);
+        }
+
+        var router = fixture.NewRouter(RoutingStrategy.LeastBusy);
+        var attempts = 0;
+        var error = await Record.ExceptionAsync(() => router.ExecuteAsync(1, (h, t) =>
+        {
+            Interlocked.Increment(ref attempts);
+            return h.EmbedAsync(new EmbedWork(broken, ["x"]), t);
+        }, ct));
+
+        Assert.NotNull(error);
+        Assert.IsNotType<NoHostAvailableException>(error);
+        Assert.Equal(1, attempts);
+        Assert.Equal(0, router.Retries);
+    }
+
+    [Fact]
+    public async Task A_transient_failure_is_sent_again_to_another_host()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var router = fixture.NewRouter(RoutingStrategy.RoundRobin);
+        await router.RefreshAsync(ct);
+        var failures = new Exception[] { new SiloUnavailableException("silo gone"), new TimeoutException("no answer") };
+        foreach (var failure in failures)
+        {
+            var tried = new List<string>();
+            var batch = await router.ExecuteAsync(1, (h, t) =>
+            {
+                lock (tried)
+                {
+                    tried.Add(h.GetPrimaryKeyString());
+                    if (tried.Count == 1)
+                    {
+                        throw failure;
+                    }
+                }
+
+                return h.EmbedAsync(Small(), t);
+            }, ct);
+
+            Assert.Equal(2, tried.Count);
+            Assert.NotEqual(tried[0], tried[1]);
+            Assert.Equal(tried[1], batch.Host);
+        }
+
+        Assert.Equal(2, router.Retries);
+    }
+
+    [Fact]
+    public async Task Hosts_that_are_all_busy_give_a_busy_error_not_a_host_failure()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var router = fixture.NewRouter(RoutingStrategy.LeastBusy);
+        await router.RefreshAsync(ct);
+        var error = await Assert.ThrowsAsync<NoHostAvailableException>(() =>
+            router.ExecuteAsync<EmbeddingBatch>(1, (h, t) => throw new HostBusyException(h.GetPrimaryKeyString(), 9), ct));
+        Assert.True(error.Busy);
+        Assert.IsType<HostBusyException>(error.InnerException);
         Assert.Equal(0, router.Retries);
     }
 

@@ -23,15 +23,15 @@ public sealed class UnknownModelTests : IAsyncLifetime
         _hub = await HubStandIn.StartAsync();
         _hub.Add("acme/gated", TestRepos.Tiny("model.onnx"), gated: true);
         var builder = new InProcessTestClusterBuilder(1);
-        builder.ConfigureSilo((options, silo) => silo.AddGpuHost(new GpuHostOptions
+        builder.ConfigureSilo((options, silo) => silo.AddGpuHost(o =>
         {
-            HostName = options.SiloName,
-            ModelsDirectory = _models.Directory,
-            Device = "cpu",
-            DefaultEmbedModel = "all-MiniLM-L6-v2",
-            DefaultBertScoreModel = "all-MiniLM-L6-v2",
-            WarmDefaults = false,
-            Sources = new ModelSourceOptions { HubEndpoint = _hub.Endpoint, CacheDirectory = _cache, Allow = ["acme/*"] },
+            o.HostName = options.SiloName;
+            o.ModelsDirectory = _models.Directory;
+            o.Device = "cpu";
+            o.DefaultEmbedModel = "all-MiniLM-L6-v2";
+            o.DefaultBertScoreModel = "all-MiniLM-L6-v2";
+            o.WarmDefaults = false;
+            o.Sources = new ModelSourceOptions { HubEndpoint = _hub.Endpoint, CacheDirectory = _cache, Allow = ["acme/*"] };
         }));
         _cluster = builder.Build();
         await _cluster.DeployAsync();

@@ -94,7 +94,15 @@ public sealed class ServiceProcess : IAsyncDisposable
         info.Environment.Remove("MODEL_ALLOW");
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
         {
-            info.Environment[key] = value;
+            // An empty value unsets the variable (for instance the quiet log levels above, to see the defaults).
+            if (value.Length == 0)
+            {
+                info.Environment.Remove(key);
+            }
+            else
+            {
+                info.Environment[key] = value;
+            }
         }
 
         var process = new Process { StartInfo = info, EnableRaisingEvents = true };

@@ -356,7 +356,7 @@ public sealed class HubDownloadTests(MiniLmFixture minilm) : IAsyncLifetime
         Assert.True(options.Allows("ACME/x"));
         Assert.False(options.Allows("BAAI/other"));
         Assert.True((options with { Allow = ["*"] }).Allows("anyone/anything"));
-        Assert.Equal(["sentence-transformers/*", "BAAI/*"], ModelSourceOptions.FromVariables(v => v == "MODEL_ALLOW" ? " sentence-transformers/* , BAAI/* " : null, []).Allow);
+        Assert.Equal(["sentence-transformers/*", "BAAI/*"], ModelSourceOptions.FromVariables(v => v == "MODEL_ALLOW" ? " sentence-transformers/* , BAAI/* " : null).Allow);
     }
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
