@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using OrleansGpu.Inference.Models;
 
 namespace OrleansGpu.Grains.Hosting;
@@ -19,7 +20,17 @@ public static class ModelFetch
             return 2;
         }
 
-        var options = GpuHostOptions.FromConfiguration(configuration);
+        GpuHostOptions options;
+        try
+        {
+            options = GpuHostOptions.FromConfiguration(configuration);
+        }
+        catch (OptionsValidationException ex)
+        {
+            logger.LogError("The settings are not valid: {Reasons}", string.Join(" ", ex.Failures));
+            return 2;
+        }
+
         using var sources = new ModelSources(
             new ModelStore(options.ModelsDirectory ?? ModelStore.DefaultDirectory, logger, options.HostName), options.Sources, logger);
         var failed = 0;
