@@ -124,7 +124,7 @@ public sealed class HubDownloader(HubClient hub, HuggingFaceCache cache, Downloa
                 }
                 catch (ModelDownloadException)
                 {
-                    File.Delete(incomplete); // what arrived is not the announced file: keep none of it
+                    File.Delete(incomplete); // more than announced, or a disk that takes no more: keep none of it
                     throw;
                 }
             }
@@ -222,7 +222,18 @@ public sealed class HubDownloader(HubClient hub, HuggingFaceCache cache, Downloa
                 throw new ModelDownloadException(reference.ToString(), $"The hub sent more than the {file.Size} bytes it announced for {file.Path} of '{reference}'; nothing was kept. Retry later.");
             }
 
-            await output.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+            try
+            {
+                await output.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+            }
+            catch (IOException ex)
+            {
+                // A full or read-only disk is not the network: no retry, and the path stays in the log.
+                logger.LogError("Cannot write the download of {Model} {File} into the cache: {Reason}", reference, file.Path, ex.Message);
+                throw new ModelDownloadException(
+                    reference.ToString(), $"The host cannot write the download of '{reference}' into its Hugging Face cache (is the disk full?); its log says more.", ex);
+            }
+
             sha?.AppendData(buffer, 0, read);
             offset += read;
             download?.Add(read);
