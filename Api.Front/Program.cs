@@ -15,16 +15,10 @@ Observability.ExportMetrics();
 var builder = WebApplication.CreateBuilder(args);
 builder.Configuration.AddLogLevelDefaults();
 
-var keys = ApiKeys.FromConfiguration(builder.Configuration);
-var limits = RequestLimits.FromConfiguration(builder.Configuration);
-ListenAddresses.Configure(builder, keys.Required);
-builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = limits.MaxBodyBytes);
-
+ListenAddresses.Configure(builder, ApiKeyOptionsSetup.KeyConfigured(builder.Configuration));
+builder.AddFrontOptions();
 builder.AddCluster();
 
-builder.Services.AddSingleton(keys);
-builder.Services.AddSingleton(limits);
-builder.Services.AddSingleton(FrontDefaults.FromConfiguration(builder.Configuration));
 builder.Services.AddSettings<RoutingOptions, RoutingOptionsValidator>(builder.Configuration, RoutingOptions.Section, RoutingOptions.Aliases);
 builder.Services.AddSingleton<HostRouter>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<HostRouter>());
@@ -38,27 +32,18 @@ builder.Services.AddAuthorization(o =>
     // Deny by default: every route, unknown ones included, needs the key; /health opts out explicitly.
     o.FallbackPolicy = new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build();
 });
-builder.Services.AddOpenApi();
-builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Encoder = ApiErrors.Json.Encoder);
+builder.AddApiConventions();
 
 var app = builder.Build();
 
-app.UseMiddleware<ErrorHandling>();
-app.UseStatusCodePages(async status =>
+// A bad setting stops the start with what to fix, before anything starts and without a stack trace.
+if (FrontServices.SettingProblems(app.Services) is { Count: > 0 } problems)
 {
-    var context = status.HttpContext;
-    await ApiErrors.WriteAsync(context, context.Response.StatusCode, context.Response.StatusCode switch
-    {
-        404 => "not_found",
-        405 => "method_not_allowed",
-        _ => "error",
-    }, context.Response.StatusCode switch
-    {
-        404 => $"No route {context.Request.Method} {context.Request.Path}.",
-        405 => $"{context.Request.Method} is not allowed on {context.Request.Path}.",
-        _ => "The request failed.",
-    });
-});
+    Console.Error.WriteLine($"Api.Front cannot start: {string.Join(" ", problems)}");
+    return 1;
+}
+
+app.UseApiConventions();
 app.UseRouting();
 app.UseAuthentication();
 app.UseAuthorization();
@@ -68,9 +53,10 @@ app.MapSeedEndpoints();
 app.MapOpenAiEndpoints();
 app.MapOpenApi();
 app.MapMetrics();
-app.MapOrleansDashboard(ApiKeyAuthenticationHandler.DashboardPath);
+app.MapOrleansDashboard(ApiKeyAuthenticationHandler.DashboardPath).AddEndpointFilter(DashboardErrors.FilterAsync).ExcludeFromDescription();
 
 app.Run();
+return Environment.ExitCode;
 
 /// <summary>The entry point, visible to tests that host the front.</summary>
 public partial class Program;

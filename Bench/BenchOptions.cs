@@ -15,7 +15,12 @@ internal sealed record BenchOptions(
     string Shapes,
     double Seconds,
     string? Oracle,
-    string? ModelsDirectory)
+    string? ModelsDirectory,
+    string? Native,
+    string Variants,
+    int? Layers,
+    string? GraphCache,
+    int Threads)
 {
     public static BenchOptions Parse(string[] args)
     {
@@ -27,8 +32,8 @@ internal sealed record BenchOptions(
             Get("--key") ?? Environment.GetEnvironmentVariable("API_KEY"),
             scenario,
             Int("--requests", 100),
-            Int("--concurrency", 4),
-            Int("--batch", scenario == "bertscore" ? 16 : 32),
+            Int("--concurrency", scenario == "embed-2048" ? 1 : 4),
+            Int("--batch", scenario switch { "bertscore" => 16, "embed-2048" => 2048, _ => 32 }),
             Get("--model"),
             Get("--out"),
             Get("--onnx"),
@@ -36,6 +41,11 @@ internal sealed record BenchOptions(
             Get("--shapes") ?? "32x20,256x20,64x128",
             double.TryParse(Get("--seconds"), System.Globalization.CultureInfo.InvariantCulture, out var s) && s > 0 ? s : 3,
             Get("--oracle"),
-            Get("--models"));
+            Get("--models"),
+            Get("--native"),
+            Get("--variants") ?? "plain,fused",
+            int.TryParse(Get("--layers"), out var layers) && layers >= 0 ? layers : null,
+            Get("--graph-cache"),
+            Int("--threads", 0));
     }
 }

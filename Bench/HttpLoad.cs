@@ -10,7 +10,10 @@ namespace OrleansGpu.Bench;
 /// <code>
 /// dotnet Bench.dll --url http://127.0.0.1:8765 --scenario embed-short --requests 200 --concurrency 8 --batch 32
 /// </code>
-/// Scenarios: embed-short (~20 tokens per text), embed-long (~190 tokens), bertscore (pairs of ~30 tokens).
+/// Scenarios: embed-short (~20 tokens per text), embed-long (~190 tokens), bertscore (pairs of ~30 tokens),
+/// embed-2048: what one request of 2,048 short inputs costs, sent to /v1/embeddings as the Vercel AI SDK and
+/// OpenAI's cap send them (one at a time by default), and status (GET /status: one grain call per host and no
+/// inference, so the cost of the cluster's own round trip shows).
 /// </summary>
 internal static class HttpLoad
 {
@@ -25,8 +28,10 @@ internal static class HttpLoad
         var corpus = new Corpus();
         var payloads = Enumerable.Range(0, options.Requests).Select(_ => options.Scenario switch
         {
+            "status" => null,
             "embed-short" => (object)new { texts = corpus.Sentences(options.Batch, 8, 24), model = options.Model },
             "embed-long" => new { texts = corpus.Sentences(options.Batch, 150, 220), model = options.Model },
+            "embed-2048" => new { input = corpus.Sentences(options.Batch, 8, 24), model = options.Model },
             "bertscore" => new
             {
                 candidates = corpus.Sentences(options.Batch, 10, 40),
@@ -35,10 +40,17 @@ internal static class HttpLoad
             },
             _ => throw new ArgumentException($"Unknown scenario {options.Scenario}"),
         }).ToArray();
-        var path = options.Scenario.StartsWith("embed", StringComparison.Ordinal) ? "/embed" : "/bertscore";
+        var path = options.Scenario switch
+        {
+            "status" => "/status",
+            "embed-2048" => "/v1/embeddings",
+            "bertscore" => "/bertscore",
+            _ => "/embed",
+        };
+        Task<HttpResponseMessage> SendAsync(int i) => payloads[i] is { } payload ? http.PostAsJsonAsync(path, payload) : http.GetAsync(path);
 
         // Warm up: the first call loads the model and the kernels.
-        (await http.PostAsJsonAsync(path, payloads[0])).EnsureSuccessStatusCode();
+        (await SendAsync(0)).EnsureSuccessStatusCode();
 
         var latencies = new double[options.Requests];
         var failures = 0;
@@ -50,7 +62,7 @@ internal static class HttpLoad
             while ((i = Interlocked.Increment(ref next)) < options.Requests)
             {
                 var watch = Stopwatch.StartNew();
-                using var response = await http.PostAsJsonAsync(path, payloads[i]);
+                using var response = await SendAsync(i);
                 await response.Content.ReadAsByteArrayAsync();
                 latencies[i] = watch.Elapsed.TotalMilliseconds;
                 if (!response.IsSuccessStatusCode)
@@ -63,14 +75,15 @@ internal static class HttpLoad
 
         Array.Sort(latencies);
         double P(double q) => latencies[Math.Min(latencies.Length - 1, (int)(q * latencies.Length))];
-        var items = options.Requests * options.Batch;
+        var batch = options.Scenario == "status" ? 1 : options.Batch;
+        var items = options.Requests * batch;
         var result = new
         {
             scenario = options.Scenario,
             url = options.Url,
             model = options.Model,
             requests = options.Requests,
-            batch = options.Batch,
+            batch,
             concurrency = options.Concurrency,
             failures,
             seconds = Math.Round(seconds, 3),
@@ -81,11 +94,16 @@ internal static class HttpLoad
             at = DateTimeOffset.UtcNow,
         };
 
-        var unit = options.Scenario == "bertscore" ? "pairs/s" : "texts/s";
+        var unit = options.Scenario switch
+        {
+            "bertscore" => "pairs/s",
+            "status" => "requests/s",
+            _ => "texts/s",
+        };
         Report.Table(
             $"| scenario | requests × batch | concurrency | {unit} | p50 ms | p99 ms | failures |",
             [string.Create(CultureInfo.InvariantCulture,
-                $"| {options.Scenario} | {options.Requests} × {options.Batch} | {options.Concurrency} | {result.items_per_s:0.0} | {result.latency_ms.p50:0} | {result.latency_ms.p99:0} | {failures} |")]);
+                $"| {options.Scenario} | {options.Requests} × {batch} | {options.Concurrency} | {result.items_per_s:0.0} | {result.latency_ms.p50:0} | {result.latency_ms.p99:0} | {failures} |")]);
         Report.Save(options, result);
         return failures == 0 ? 0 : 1;
     }

@@ -20,6 +20,8 @@ public sealed record EmbedWork(
 /// <summary>
 /// Embeddings as one contiguous little-endian float32 buffer (<c>Count × Dimensions</c>, row-major): the Orleans
 /// codec copies a byte array in one go, where a float array would cost a tagged field per element.
+/// <see cref="Tokens"/> is what the model's tokenizer made of the texts (special tokens included, after truncation):
+/// the tokens the model read, which OpenAI's <c>usage.prompt_tokens</c> reports.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("OrleansGpu.EmbeddingBatch")]
 public sealed record EmbeddingBatch(
@@ -27,7 +29,8 @@ public sealed record EmbeddingBatch(
     [property: Id(1)] int Count,
     [property: Id(2)] int Dimensions,
     [property: Id(3)] byte[] Vectors,
-    [property: Id(4)] string Host)
+    [property: Id(4)] string Host,
+    [property: Id(5)] long Tokens = 0)
 {
     public ReadOnlySpan<float> Floats => MemoryMarshal.Cast<byte, float>(Vectors);
 

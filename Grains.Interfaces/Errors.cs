@@ -2,7 +2,8 @@ namespace OrleansGpu.Grains;
 
 /// <summary>
 /// The request itself is wrong (unknown model, input too long, layer out of range, no baseline): the caller gets a
-/// 4xx and no other host is tried, since every host would say the same.
+/// 4xx and no other host is tried, since every host would say the same. The front maps <see cref="Code"/> to the
+/// HTTP status (one map, <c>Api.Front/Http/ApiErrorCatalog.cs</c>).
 /// </summary>
 [GenerateSerializer, Alias("OrleansGpu.InvalidWorkException")]
 public sealed class InvalidWorkException : Exception
@@ -13,16 +14,6 @@ public sealed class InvalidWorkException : Exception
     /// <summary>A stable, machine-readable reason: <c>model_not_found</c>, <c>invalid_input</c>, ...</summary>
     [Id(0)]
     public string Code { get; }
-
-    /// <summary>The HTTP status the front answers with.</summary>
-    public int StatusCode => Code switch
-    {
-        ErrorCodes.ModelNotFound => 404,
-        ErrorCodes.ModelNotAllowed or ErrorCodes.ModelGated => 403,
-        ErrorCodes.HubUnreachable => 503,
-        ErrorCodes.ModelDownloadFailed => 502,
-        _ => 400,
-    };
 }
 
 /// <summary>The host's queue is full; the front tries another host, and answers 503 with Retry-After when all are.</summary>
@@ -43,6 +34,7 @@ public sealed class HostBusyException : Exception
     public int Waiting { get; }
 }
 
+/// <summary>The codes a host gives for a wrong request; they reach the client as the error's <c>code</c>.</summary>
 public static class ErrorCodes
 {
     public const string ModelNotFound = "model_not_found";

@@ -53,7 +53,8 @@ public sealed class ModelGrain(
             hostOptions.EmbedBatch,
             p => jobs.ReportProgress(jobId, p.Done, p.Total, p.Batch, p.Batches),
             cancellationToken);
-        return new EmbeddingBatch(work.Model, work.Texts.Count, model.Dimensions, EmbeddingBatch.Pack(vectors), hostOptions.HostName);
+        var tokens = sequences.Sum(s => (long)s.Length);
+        return new EmbeddingBatch(work.Model, work.Texts.Count, model.Dimensions, EmbeddingBatch.Pack(vectors), hostOptions.HostName, tokens);
     }
 
     public async Task<BertScoreScores> BertScoreAsync(BertScoreWork work, string jobId, CancellationToken cancellationToken)

@@ -1,68 +1,31 @@
 using System.Security.Claims;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
+using OrleansGpu.Api.Http;
 
 namespace OrleansGpu.Api.Auth;
 
-/// <summary>The API keys the front accepts: <c>API_KEY</c> (the seed's variable) and/or <c>Api:Keys</c> (comma-separated).</summary>
-public sealed class ApiKeys
-{
-    private readonly byte[][] _digests;
-
-    public ApiKeys(IEnumerable<string> keys) =>
-        _digests = [.. keys.Where(k => !string.IsNullOrWhiteSpace(k)).Select(k => SHA256.HashData(Encoding.UTF8.GetBytes(k.Trim())))];
-
-    /// <summary>False when no key is configured: every route is open (and the front listens on loopback only).</summary>
-    public bool Required => _digests.Length > 0;
-
-    public static ApiKeys FromConfiguration(IConfiguration configuration)
-    {
-        var keys = new List<string>();
-        if (configuration["API_KEY"] is { Length: > 0 } single)
-        {
-            keys.Add(single);
-        }
-
-        if (configuration["Api:Keys"] is { Length: > 0 } list)
-        {
-            keys.AddRange(list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
-        }
-
-        return new ApiKeys(keys);
-    }
-
-    /// <summary>
-    /// Compares digests in constant time, against every key without an early exit, so neither the key's content nor
-    /// which key matched shows in the timing.
-    /// </summary>
-    public bool Matches(string presented)
-    {
-        var digest = SHA256.HashData(Encoding.UTF8.GetBytes(presented));
-        var match = false;
-        foreach (var known in _digests)
-        {
-            match |= CryptographicOperations.FixedTimeEquals(digest, known);
-        }
-
-        return match;
-    }
-}
-
 /// <summary>
-/// Authenticates a request by <c>X-API-Key</c> or <c>Authorization: Bearer</c>. Every endpoint requires an
-/// authenticated caller (deny by default); only <c>/health</c> is anonymous. With no key configured every caller
-/// is authenticated.
+/// Authenticates a request by <c>X-API-Key</c> or <c>Authorization: Bearer</c>, and the dashboard's requests by its
+/// session cookie (see <see cref="DashboardLogin"/>). Every endpoint requires an authenticated caller (deny by
+/// default); only <c>/health</c> is anonymous. With no key configured every caller is authenticated.
 /// </summary>
 public sealed class ApiKeyAuthenticationHandler(
     IOptionsMonitor<AuthenticationSchemeOptions> options,
     ILoggerFactory logger,
     UrlEncoder encoder,
-    ApiKeys keys) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+    ApiKeys keys,
+    TimeProvider clock,
+    IProblemDetailsService problems) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
 {
     public const string SchemeName = "ApiKey";
+
+    /// <summary>Where the Orleans dashboard is mapped.</summary>
+    public const string DashboardPath = "/dashboard";
+
+    /// <summary>The cookie holding a dashboard session (an expiry and its HMAC), sent back to the dashboard's paths only.</summary>
+    public const string DashboardCookie = "orleansgpu_dashboard";
 
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
@@ -71,54 +34,33 @@ public sealed class ApiKeyAuthenticationHandler(
             return Task.FromResult(Success("anonymous"));
         }
 
-        var presented = PresentedKey(Request);
-        if (presented is null)
+        if (PresentedKey(Request) is { } presented)
         {
-            return Task.FromResult(AuthenticateResult.NoResult());
+            return Task.FromResult(keys.Matches(presented) ? Success("api-key") : AuthenticateResult.Fail("The API key is not valid."));
         }
 
-        if (!keys.Matches(presented))
+        if (Request.Path.StartsWithSegments(DashboardPath) && Request.Cookies.TryGetValue(DashboardCookie, out var session) && session is { Length: > 0 })
         {
-            return Task.FromResult(AuthenticateResult.Fail("The API key is not valid."));
+            return Task.FromResult(keys.ValidSession(session, clock.GetUtcNow())
+                ? Success("dashboard-session")
+                : AuthenticateResult.Fail("The dashboard session has expired."));
         }
 
-        if (IsDashboard(Request) && Request.Query.ContainsKey(DashboardQuery))
-        {
-            // A browser cannot add headers to the dashboard's own requests: remember the key in a cookie that only
-            // the dashboard's paths receive.
-            Response.Cookies.Append(DashboardCookie, presented, new CookieOptions
-            {
-                HttpOnly = true,
-                SameSite = SameSiteMode.Strict,
-                Secure = Request.IsHttps,
-                Path = DashboardPath,
-            });
-        }
-
-        return Task.FromResult(Success("api-key"));
+        return Task.FromResult(AuthenticateResult.NoResult());
     }
 
-    /// <summary>Where the Orleans dashboard is mapped.</summary>
-    public const string DashboardPath = "/dashboard";
-
-    /// <summary>Open the dashboard once as <c>/dashboard?api_key=KEY</c>; the cookie carries the key from then on.</summary>
-    public const string DashboardQuery = "api_key";
-
-    private const string DashboardCookie = "orleansgpu_dashboard_key";
-
-    private static bool IsDashboard(HttpRequest request) => request.Path.StartsWithSegments(DashboardPath);
-
-    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
+    protected override Task HandleChallengeAsync(AuthenticationProperties properties)
     {
-        Response.StatusCode = StatusCodes.Status401Unauthorized;
         Response.Headers.WWWAuthenticate = "Bearer, ApiKey header=\"X-API-Key\"";
-        await Http.ApiErrors.WriteAsync(Context, StatusCodes.Status401Unauthorized, "unauthorized",
-            PresentedKey(Request) is null
-                ? "An API key is required: send it as X-API-Key or Authorization: Bearer."
-                : "The API key is not valid.");
+        var message = PresentedKey(Request) is not null
+            ? "The API key is not valid."
+            : Request.Path.StartsWithSegments(DashboardPath)
+                ? $"An API key is required: open {DashboardPath}/?{DashboardLogin.QueryName}=KEY once in the browser."
+                : "An API key is required: send it as X-API-Key or Authorization: Bearer.";
+        return ApiErrorWriter.WriteAsync(problems, Context, StatusCodes.Status401Unauthorized, ApiErrorCodes.Unauthorized, message);
     }
 
-    private static string? PresentedKey(HttpRequest request)
+    internal static string? PresentedKey(HttpRequest request)
     {
         if (request.Headers.TryGetValue("X-API-Key", out var header) && header.ToString() is { Length: > 0 } key)
         {
@@ -126,28 +68,57 @@ public sealed class ApiKeyAuthenticationHandler(
         }
 
         var authorization = request.Headers.Authorization.ToString();
-        if (authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
-        {
-            return authorization["Bearer ".Length..].Trim();
-        }
-
-        if (IsDashboard(request))
-        {
-            if (request.Query.TryGetValue(DashboardQuery, out var query) && query.ToString() is { Length: > 0 } fromQuery)
-            {
-                return fromQuery;
-            }
-
-            if (request.Cookies.TryGetValue(DashboardCookie, out var cookie) && cookie is { Length: > 0 })
-            {
-                return cookie;
-            }
-        }
-
-        return null;
+        return authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? authorization["Bearer ".Length..].Trim() : null;
     }
 
     private AuthenticateResult Success(string name) =>
         AuthenticateResult.Success(new AuthenticationTicket(
             new ClaimsPrincipal(new ClaimsIdentity([new Claim(ClaimTypes.Name, name)], SchemeName)), SchemeName));
+}
+
+/// <summary>
+/// The dashboard's login. A browser cannot add headers to the dashboard's own requests, so the key is given once as
+/// <c>/dashboard/?api_key=KEY</c>: this answers with a session cookie (an expiry and its HMAC under the key, never the
+/// key) and a redirect to the same page without the key, so the key stays out of the address bar, the history,
+/// <c>Location</c> headers and every later request. A wrong key is a 401 that does not echo it.
+/// </summary>
+public sealed class DashboardLogin(RequestDelegate next, ApiKeys keys, TimeProvider clock, IProblemDetailsService problems)
+{
+    public const string QueryName = "api_key";
+
+    public async Task InvokeAsync(HttpContext context)
+    {
+        var request = context.Request;
+        if (!request.Path.StartsWithSegments(ApiKeyAuthenticationHandler.DashboardPath) || !request.Query.TryGetValue(QueryName, out var presented))
+        {
+            await next(context);
+            return;
+        }
+
+        if (keys.Required && !keys.Matches(presented.ToString()))
+        {
+            await ApiErrorWriter.WriteAsync(problems, context, StatusCodes.Status401Unauthorized, ApiErrorCodes.Unauthorized, "The API key is not valid.");
+            return;
+        }
+
+        if (keys.Required)
+        {
+            context.Response.Cookies.Append(ApiKeyAuthenticationHandler.DashboardCookie, keys.IssueSession(presented.ToString(), clock.GetUtcNow()), new CookieOptions
+            {
+                HttpOnly = true,
+                SameSite = SameSiteMode.Strict,
+                Secure = request.IsHttps,
+                Path = ApiKeyAuthenticationHandler.DashboardPath,
+                MaxAge = ApiKeys.SessionLifetime,
+            });
+        }
+
+        // The same page without the key; other query parameters are the dashboard's and are kept.
+        var rest = string.Join('&', request.Query.Where(q => q.Key != QueryName)
+            .SelectMany(q => q.Value.Select(v => $"{Uri.EscapeDataString(q.Key)}={Uri.EscapeDataString(v ?? "")}")));
+        var path = request.Path.Value == ApiKeyAuthenticationHandler.DashboardPath ? ApiKeyAuthenticationHandler.DashboardPath + "/" : request.Path.Value;
+        context.Response.StatusCode = StatusCodes.Status303SeeOther;
+        context.Response.Headers.Location = $"{request.PathBase}{path}{(rest.Length > 0 ? "?" + rest : "")}";
+        context.Response.Headers.CacheControl = "no-store";
+    }
 }

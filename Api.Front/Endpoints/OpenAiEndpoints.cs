@@ -1,5 +1,6 @@
-using System.Runtime.InteropServices;
-using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using OrleansGpu.Api.Contracts;
 using OrleansGpu.Api.Http;
 using OrleansGpu.Api.Routing;
 using OrleansGpu.Grains;
@@ -7,110 +8,81 @@ using OrleansGpu.Grains;
 namespace OrleansGpu.Api.Endpoints;
 
 /// <summary>
-/// OpenAI's <c>POST /v1/embeddings</c>, so OpenAI SDKs, LangChain and OpenClaw memory search can use the cluster:
-/// <c>input</c> as a string, an array of strings, or OpenAI (cl100k) token ids, <c>encoding_format</c> float or
-/// base64 (raw little-endian float32, which the SDKs ask for by default), one item per input with its <c>index</c>.
+/// OpenAI's <c>POST /v1/embeddings</c> and <c>GET /v1/models</c>, so OpenAI SDKs, LangChain and OpenClaw memory search
+/// can use the cluster: <c>input</c> as a string, an array of strings, or OpenAI (cl100k) token ids,
+/// <c>encoding_format</c> float or base64 (raw little-endian float32, which the SDKs ask for by default), one item per
+/// input with its <c>index</c>, and the tokens the model read as <c>usage</c>.
 /// </summary>
 public static class OpenAiEndpoints
 {
-    public static void MapOpenAiEndpoints(this IEndpointRouteBuilder app) =>
-        app.MapPost("/v1/embeddings", EmbeddingsAsync).WithName("openai-embeddings");
+    private static readonly long Started = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
 
-    private static async Task EmbeddingsAsync(HttpContext context, HostRouter router, RequestLimits limits, FrontDefaults defaults)
+    public static void MapOpenAiEndpoints(this IEndpointRouteBuilder app)
     {
-        using var document = await JsonBody.ReadAsync(context, limits);
-        var body = document.RootElement;
-        var texts = Inputs(body, limits);
-        var model = JsonBody.OptionalString(body, "model") ?? defaults.EmbedModel;
-        var format = JsonBody.OptionalString(body, "encoding_format") ?? "float";
-        if (format is not ("float" or "base64"))
-        {
-            throw new BadRequestException($"'encoding_format' must be float or base64; got '{format}'.", "encoding_format");
-        }
+        app.MapPost("/v1/embeddings", EmbeddingsAsync).WithName("openai-embeddings")
+            .WithSummary("Embeddings in OpenAI's shape, equal to /embed's.")
+            .WithJsonBody<OpenAiEmbeddingsRequest>().ProducesOpenAiErrors(compute: true);
+        app.MapGet("/v1/models", ModelsAsync).WithName("openai-models")
+            .WithSummary("The embedding models the cluster serves now: the default one and those loaded on a host.")
+            .ProducesOpenAiErrors();
+    }
 
-        var dimensions = JsonBody.OptionalInt(body, "dimensions", 1, 65536);
+    private static async Task<Ok<OpenAiEmbeddingsResponse>> EmbeddingsAsync(
+        OpenAiEmbeddingsRequest request, HostRouter router, IOptions<FrontDefaults> defaults, HttpContext context)
+    {
+        var input = request.Input!;
+        IReadOnlyList<string> texts = input.TokenIds is { } ids ? [.. ids.Select(OpenAiTokens.Decode)] : (IReadOnlyList<string>)input.Texts!;
+        var model = request.Model ?? defaults.Value.EmbedModel;
         var work = new EmbedWork(model, texts);
         var batch = await router.ExecuteAsync(WorkSize.Tokens(texts), (host, ct) => host.EmbedAsync(work, ct), context.RequestAborted);
-        if (dimensions is { } d && d != batch.Dimensions)
+        if (request.Dimensions is { } asked && asked > batch.Dimensions)
         {
-            throw new BadRequestException($"Model '{model}' returns {batch.Dimensions} dimensions; 'dimensions' cannot change that.", "dimensions");
+            throw new ApiException(ErrorCodes.InvalidInput, $"Model '{model}' has {batch.Dimensions} dimensions; 'dimensions' may be at most that.", "dimensions");
+        }
+
+        var dimensions = request.Dimensions ?? batch.Dimensions;
+        var base64 = request.EncodingFormat == "base64";
+        var data = new OpenAiEmbedding[batch.Count];
+        for (var i = 0; i < data.Length; i++)
+        {
+            data[i] = new OpenAiEmbedding(i, new EmbeddingVector(Shorten(batch.Vector(i), dimensions), base64));
         }
 
         context.Response.Headers["X-Gpu-Host"] = batch.Host;
-        context.Response.ContentType = "application/json";
-        var tokens = texts.Sum(t => Math.Max(1, t.Length / 4));
-
-        // Written by hand so base64 strings go out verbatim: the default JSON encoder would escape '+' as \u002B,
-        // which older OpenAI .NET clients cannot decode.
-        await using var writer = new Utf8JsonWriter(context.Response.BodyWriter.AsStream());
-        writer.WriteStartObject();
-        writer.WriteString("object", "list");
-        writer.WriteStartArray("data");
-        for (var i = 0; i < batch.Count; i++)
-        {
-            writer.WriteStartObject();
-            writer.WriteString("object", "embedding");
-            writer.WriteNumber("index", i);
-            writer.WritePropertyName("embedding");
-            var vector = batch.Vector(i);
-            if (format == "base64")
-            {
-                writer.WriteRawValue($"\"{Convert.ToBase64String(MemoryMarshal.AsBytes(vector))}\"", skipInputValidation: true);
-            }
-            else
-            {
-                writer.WriteStartArray();
-                foreach (var v in vector)
-                {
-                    writer.WriteNumberValue(v);
-                }
-
-                writer.WriteEndArray();
-            }
-
-            writer.WriteEndObject();
-        }
-
-        writer.WriteEndArray();
-        writer.WriteString("model", model);
-        writer.WriteStartObject("usage");
-        writer.WriteNumber("prompt_tokens", tokens);
-        writer.WriteNumber("total_tokens", tokens);
-        writer.WriteEndObject();
-        writer.WriteEndObject();
-        await writer.FlushAsync(context.RequestAborted);
+        return TypedResults.Ok(new OpenAiEmbeddingsResponse(data, model, new OpenAiUsage(batch.Tokens, batch.Tokens)));
     }
 
-    private static IReadOnlyList<string> Inputs(JsonElement body, RequestLimits limits)
+    /// <summary>
+    /// OpenAI's <c>dimensions</c>: the first <paramref name="dimensions"/> components, normalised again to length 1.
+    /// Models trained for it (Matryoshka representation learning) keep most of their quality; others lose it.
+    /// </summary>
+    internal static float[] Shorten(ReadOnlySpan<float> vector, int dimensions)
     {
-        if (!body.TryGetProperty("input", out var input) || input.ValueKind == JsonValueKind.Null)
+        if (dimensions >= vector.Length)
         {
-            throw new BadRequestException("'input' is required: a string or an array of strings.", "input");
+            return vector.ToArray();
         }
 
-        if (input.ValueKind == JsonValueKind.String)
+        var cut = vector[..dimensions].ToArray();
+        var norm = MathF.Sqrt(System.Numerics.Tensors.TensorPrimitives.SumOfSquares(cut));
+        if (norm > 0)
         {
-            var text = input.GetString()!;
-            return text.Length > limits.MaxTextLength
-                ? throw new BadRequestException($"'input' has {text.Length} characters; at most {limits.MaxTextLength} are allowed.", "input")
-                : [text];
+            System.Numerics.Tensors.TensorPrimitives.Divide(cut, norm, cut);
         }
 
-        if (input.ValueKind == JsonValueKind.Array && input.GetArrayLength() > 0 && input[0].ValueKind == JsonValueKind.Number)
+        return cut;
+    }
+
+    private static async Task<Ok<OpenAiModelList>> ModelsAsync(HostRouter router, IClusterClient client, IOptions<FrontDefaults> defaults, HttpContext context)
+    {
+        var infos = await ClusterView.InfosAsync(router, client, context.RequestAborted);
+        var loaded = infos.SelectMany(i => i.LoadedModels).Where(m => m.Embedding).Select(m => m.Name).Distinct().Order().ToList();
+        var fallback = defaults.Value.EmbedModel;
+        if (!loaded.Any(m => m == fallback || m.EndsWith("/" + fallback, StringComparison.Ordinal)))
         {
-            return [OpenAiTokens.Decode(input, "input")];
+            loaded.Insert(0, fallback);
         }
 
-        if (input.ValueKind == JsonValueKind.Array && input.GetArrayLength() > 0 && input[0].ValueKind == JsonValueKind.Array)
-        {
-            if (input.GetArrayLength() > limits.MaxBatchSize)
-            {
-                throw new BadRequestException($"'input' has {input.GetArrayLength()} items; at most {limits.MaxBatchSize} are allowed per request.", "input");
-            }
-
-            return [.. input.EnumerateArray().Select((ids, i) => OpenAiTokens.Decode(ids, $"input[{i}]"))];
-        }
-
-        return JsonBody.Strings(input, "input", limits);
+        return TypedResults.Ok(new OpenAiModelList([.. loaded.Select(m => new OpenAiModel(m, Started, m.Contains('/') ? m[..m.IndexOf('/')] : "orleansgpu"))]));
     }
 }

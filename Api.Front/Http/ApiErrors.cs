@@ -1,83 +1,79 @@
-using System.Text.Encodings.Web;
-using System.Text.Json;
+using OrleansGpu.Grains;
 
 namespace OrleansGpu.Api.Http;
 
-/// <summary>
-/// Error bodies. Native routes answer RFC 9457 problem details (<c>detail</c> holds the message, as the seed's
-/// FastAPI <c>{"detail": ...}</c> did) plus a machine-readable <c>code</c>; <c>/v1</c> routes answer OpenAI's
-/// <c>{"error": {message, type, param, code}}</c>.
-/// </summary>
-public static class ApiErrors
+/// <summary>A request the front refuses itself, before or instead of asking a GPU host.</summary>
+public sealed class ApiException(string code, string message, string? param = null) : Exception(message)
 {
-    /// <summary>JSON as clients expect to read it: quotes and '+' written as themselves, not as \u0027 or \u002B.</summary>
-    public static JsonSerializerOptions Json { get; } = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    /// <summary>One of <see cref="ApiErrorCodes"/> or <see cref="ErrorCodes"/>; its status comes from <see cref="ApiErrorCatalog"/>.</summary>
+    public string Code { get; } = code;
 
-    public static Task WriteAsync(HttpContext context, int status, string code, string message, string? param = null)
-    {
-        if (context.Response.HasStarted)
-        {
-            return Task.CompletedTask;
-        }
-
-        context.Response.StatusCode = status;
-        if (status == StatusCodes.Status503ServiceUnavailable || status == StatusCodes.Status429TooManyRequests)
-        {
-            context.Response.Headers.RetryAfter = "5";
-        }
-
-        if (context.Request.Path.StartsWithSegments("/v1"))
-        {
-            context.Response.ContentType = "application/json";
-            return context.Response.WriteAsync(JsonSerializer.Serialize(new
-            {
-                error = new
-                {
-                    message,
-                    type = status switch
-                    {
-                        401 => "invalid_request_error",
-                        429 => "rate_limit_exceeded",
-                        >= 500 => "server_error",
-                        _ => "invalid_request_error",
-                    },
-                    param,
-                    code,
-                },
-            }, Json));
-        }
-
-        context.Response.ContentType = "application/problem+json";
-        return context.Response.WriteAsync(JsonSerializer.Serialize(new
-        {
-            type = $"https://httpstatuses.io/{status}",
-            title = ReasonPhrase(status),
-            status,
-            detail = message,
-            code,
-        }, Json));
-    }
-
-    private static string ReasonPhrase(int status) => status switch
-    {
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        413 => "Payload Too Large",
-        415 => "Unsupported Media Type",
-        503 => "Service Unavailable",
-        _ => Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(status),
-    };
+    /// <summary>The request field at fault, as OpenAI's <c>param</c>.</summary>
+    public string? Param { get; } = param;
 }
 
-/// <summary>A request the front refuses before it reaches a GPU host.</summary>
-public sealed class BadRequestException(string message, string? param = null, int status = StatusCodes.Status400BadRequest, string code = "invalid_input")
-    : Exception(message)
+/// <summary>The codes the front gives itself (the hosts' codes are in <see cref="ErrorCodes"/>).</summary>
+public static class ApiErrorCodes
 {
-    public string? Param { get; } = param;
+    public const string InvalidJson = "invalid_json";
+    public const string InvalidUnicode = "invalid_unicode";
+    public const string InvalidInput = ErrorCodes.InvalidInput;
+    public const string BodyTooLarge = "body_too_large";
+    public const string UnsupportedMediaType = "unsupported_media_type";
+    public const string HostNotAllowed = "host_not_allowed";
+    public const string Unauthorized = "unauthorized";
+    public const string NotFound = "not_found";
+    public const string MethodNotAllowed = "method_not_allowed";
+    public const string Busy = "busy";
+    public const string NoHost = "no_host";
+    public const string BadRequest = "bad_request";
+    public const string InternalError = "internal_error";
+}
 
-    public int Status { get; } = status;
+/// <summary>
+/// The one map from an error's code to its HTTP status, for the front's own errors and the hosts' alike. Anything not
+/// listed is a 400: the codes name what is wrong with the request.
+/// </summary>
+public static class ApiErrorCatalog
+{
+    private static readonly Dictionary<string, int> Statuses = new(StringComparer.Ordinal)
+    {
+        [ApiErrorCodes.InvalidJson] = StatusCodes.Status400BadRequest,
+        [ApiErrorCodes.InvalidUnicode] = StatusCodes.Status400BadRequest,
+        [ApiErrorCodes.BadRequest] = StatusCodes.Status400BadRequest,
+        [ApiErrorCodes.HostNotAllowed] = StatusCodes.Status400BadRequest,
+        [ErrorCodes.InvalidInput] = StatusCodes.Status400BadRequest,
+        [ErrorCodes.InputTooLong] = StatusCodes.Status400BadRequest,
+        [ErrorCodes.BaselineNotFound] = StatusCodes.Status400BadRequest,
+        [ErrorCodes.ModelInvalid] = StatusCodes.Status400BadRequest,
+        [ErrorCodes.ModelUnsupported] = StatusCodes.Status400BadRequest,
+        [ErrorCodes.ModelNotAllowed] = StatusCodes.Status403Forbidden,
+        [ErrorCodes.ModelGated] = StatusCodes.Status403Forbidden,
+        [ErrorCodes.ModelDownloadFailed] = StatusCodes.Status502BadGateway,
+        [ErrorCodes.HubUnreachable] = StatusCodes.Status503ServiceUnavailable,
+        [ApiErrorCodes.Unauthorized] = StatusCodes.Status401Unauthorized,
+        [ErrorCodes.ModelNotFound] = StatusCodes.Status404NotFound,
+        [ApiErrorCodes.NotFound] = StatusCodes.Status404NotFound,
+        [ApiErrorCodes.MethodNotAllowed] = StatusCodes.Status405MethodNotAllowed,
+        [ApiErrorCodes.BodyTooLarge] = StatusCodes.Status413PayloadTooLarge,
+        [ApiErrorCodes.UnsupportedMediaType] = StatusCodes.Status415UnsupportedMediaType,
+        [ApiErrorCodes.InternalError] = StatusCodes.Status500InternalServerError,
+        [ApiErrorCodes.Busy] = StatusCodes.Status503ServiceUnavailable,
+        [ApiErrorCodes.NoHost] = StatusCodes.Status503ServiceUnavailable,
+    };
 
-    public string Code { get; } = code;
+    public static int Status(string code) => Statuses.GetValueOrDefault(code, StatusCodes.Status400BadRequest);
+
+    /// <summary>The code for a status the framework set without one (status code pages, the framework's own 4xx).</summary>
+    public static string Code(int status) => status switch
+    {
+        401 => ApiErrorCodes.Unauthorized,
+        404 => ApiErrorCodes.NotFound,
+        405 => ApiErrorCodes.MethodNotAllowed,
+        413 => ApiErrorCodes.BodyTooLarge,
+        415 => ApiErrorCodes.UnsupportedMediaType,
+        503 => ApiErrorCodes.NoHost,
+        >= 500 => ApiErrorCodes.InternalError,
+        _ => ApiErrorCodes.BadRequest,
+    };
 }

@@ -111,6 +111,11 @@ public sealed class HostRouter : BackgroundService
         {
             request.LastFailure = ex;
             request.OnlyBusy &= failure == HostFailure.Busy;
+            if (ex is HostBusyException busy)
+            {
+                request.Busy[host] = busy;
+            }
+
             switch (failure)
             {
                 case HostFailure.Busy:
@@ -172,10 +177,14 @@ public sealed class HostRouter : BackgroundService
 
         public Exception? LastFailure { get; set; }
 
+        /// <summary>The hosts that answered with a full queue, by name (a host asked twice counts once).</summary>
+        public SortedDictionary<string, HostBusyException> Busy { get; } = new(StringComparer.Ordinal);
+
         public NoHostAvailableException NoHost() => LastFailure switch
         {
             null => new NoHostAvailableException("No GPU host is available: none has joined the cluster yet.", busy: false),
-            _ when OnlyBusy => new NoHostAvailableException("Every GPU host is busy; retry later.", busy: true, LastFailure),
+            _ when OnlyBusy => new NoHostAvailableException(
+                $"Every GPU host is busy ({string.Join("; ", Busy.Values.Select(b => b.Message.TrimEnd('.')))}); retry later.", busy: true, LastFailure),
             _ => new NoHostAvailableException($"No GPU host could serve the request: {LastFailure.Message}", busy: false, LastFailure),
         };
     }

@@ -2,8 +2,10 @@ using System.Globalization;
 using System.Net;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
 using Orleans.Configuration;
 using Orleans.Hosting;
+using OrleansGpu.Grains.Security;
 
 namespace OrleansGpu.Grains.Hosting;
 
@@ -25,10 +27,17 @@ public enum ClusterProvider
 public sealed record ClusterSettings
 {
     public const string NpgsqlInvariant = "Npgsql";
+    public const string PostgresVariable = "ORLEANS_POSTGRES";
+    public const string PostgresPasswordFileVariable = "ORLEANS_POSTGRES_PASSWORD_FILE";
 
     public ClusterProvider Provider { get; init; } = ClusterProvider.Localhost;
 
-    /// <summary>PostgreSQL connection string (<c>ORLEANS_POSTGRES</c>, <c>Cluster:ConnectionString</c> or <c>ConnectionStrings:Orleans</c>).</summary>
+    /// <summary>
+    /// PostgreSQL connection string (<c>ORLEANS_POSTGRES</c> or the file <c>ORLEANS_POSTGRES_FILE</c> names,
+    /// <c>Cluster:ConnectionString</c> or <c>ConnectionStrings:Orleans</c>), with the password from
+    /// <c>ORLEANS_POSTGRES_PASSWORD_FILE</c> when that is set. Its TLS settings (<c>SSL Mode</c>, <c>Root Certificate</c>)
+    /// reach Npgsql unchanged.
+    /// </summary>
     public string? ConnectionString { get; init; }
 
     /// <summary>Silos and fronts with the same cluster id form one cluster (<c>ORLEANS_CLUSTER_ID</c>).</summary>
@@ -53,11 +62,16 @@ public sealed record ClusterSettings
     /// </summary>
     public IPAddress? AdvertisedAddress { get; init; }
 
+    /// <summary>Mutual TLS on the cluster's connections; required when the cluster spans machines.</summary>
+    public ClusterTlsSettings Tls { get; init; } = new();
+
     public static ClusterSettings FromConfiguration(IConfiguration configuration)
     {
         var s = configuration.GetSection("Cluster");
         var d = new ClusterSettings();
-        var connection = NonEmpty(configuration["ORLEANS_POSTGRES"]) ?? NonEmpty(s["ConnectionString"]) ?? NonEmpty(configuration.GetConnectionString("Orleans"));
+        var connection = WithPasswordFile(
+            NonEmpty(SecretFiles.Read(configuration, PostgresVariable)) ?? NonEmpty(s["ConnectionString"]) ?? NonEmpty(configuration.GetConnectionString("Orleans")),
+            NonEmpty(configuration[PostgresPasswordFileVariable]) ?? NonEmpty(s["PasswordFile"]));
         var provider = (NonEmpty(configuration["ORLEANS_CLUSTERING"]) ?? NonEmpty(s["Provider"]))?.ToLowerInvariant() switch
         {
             null => connection is null ? ClusterProvider.Localhost : ClusterProvider.Postgres,
@@ -86,7 +100,31 @@ public sealed record ClusterSettings
             AdvertisedAddress = advertised is null ? null
                 : IPAddress.TryParse(advertised, out var ip) ? ip
                 : throw new ArgumentException($"ORLEANS_ADVERTISED_IP '{advertised}' is not an IP address."),
+            Tls = ClusterTlsSettings.FromConfiguration(configuration),
         };
+    }
+
+    /// <summary>The connection string with the password read from <paramref name="passwordFile"/>, so it is in no environment.</summary>
+    private static string? WithPasswordFile(string? connection, string? passwordFile)
+    {
+        if (passwordFile is null)
+        {
+            return connection;
+        }
+
+        if (connection is null)
+        {
+            throw new ArgumentException($"{PostgresPasswordFileVariable} is set but there is no connection string: set {PostgresVariable} (without the password) too.");
+        }
+
+        var builder = new NpgsqlConnectionStringBuilder(connection);
+        if (!string.IsNullOrEmpty(builder.Password))
+        {
+            throw new ArgumentException($"{PostgresPasswordFileVariable} is set and the connection string has a password too: keep one (the file keeps it out of process listings).");
+        }
+
+        builder.Password = SecretFiles.ReadFile(passwordFile, PostgresPasswordFileVariable);
+        return builder.ConnectionString;
     }
 
     /// <summary>Clustering, endpoints and membership timings for a silo.</summary>
@@ -115,6 +153,7 @@ public sealed record ClusterSettings
         }
 
         silo.Configure<ClusterMembershipOptions>(TuneMembership);
+        silo.UseClusterTls(Tls, spansMachines: Provider == ClusterProvider.Postgres);
         return silo;
     }
 
@@ -138,6 +177,7 @@ public sealed record ClusterSettings
             client.UseLocalhostClustering([.. Gateways], ServiceId, ClusterId);
         }
 
+        client.UseClusterTls(Tls, spansMachines: Provider == ClusterProvider.Postgres);
         return client;
     }
 

@@ -14,7 +14,7 @@ public sealed record ModelSourceOptions
     /// <summary>The hub (<c>HF_ENDPOINT</c>): the real hub, a mirror, or a local stand-in.</summary>
     public string HubEndpoint { get; init; } = DefaultEndpoint;
 
-    /// <summary>The token sent to the hub's own host for gated and private repos (<c>HF_TOKEN</c>, or the older <c>HUGGING_FACE_HUB_TOKEN</c>).</summary>
+    /// <summary>The token sent to the hub's own host for gated and private repos (see <see cref="FindToken"/>).</summary>
     public string? Token { get; init; }
 
     /// <summary>The Hugging Face cache (<c>HF_HUB_CACHE</c>, else <c>$HF_HOME/hub</c>, else <c>~/.cache/huggingface/hub</c>).</summary>
@@ -39,22 +39,37 @@ public sealed record ModelSourceOptions
     /// <summary>How long a name the hub does not know is remembered as unknown (a bounded list; see <see cref="ModelSources"/>).</summary>
     public TimeSpan UnknownNameMemory { get; init; } = TimeSpan.FromMinutes(10);
 
-    /// <summary>The Hugging Face cache as huggingface_hub finds it from the environment.</summary>
-    public static string DefaultCacheDirectory(Func<string, string?> variable)
+    /// <summary>The Hugging Face cache as huggingface_hub finds it from the environment: <c>HF_HUB_CACHE</c>, else <c>$HF_HOME/hub</c>.</summary>
+    public static string DefaultCacheDirectory(Func<string, string?> variable) =>
+        NonEmpty(variable("HF_HUB_CACHE")) ?? Path.Combine(HuggingFaceHome(variable), "hub");
+
+    /// <summary><c>HF_HOME</c>, else <c>$XDG_CACHE_HOME/huggingface</c>, else <c>~/.cache/huggingface</c>.</summary>
+    public static string HuggingFaceHome(Func<string, string?> variable) =>
+        NonEmpty(variable("HF_HOME"))
+        ?? Path.Combine(
+            NonEmpty(variable("XDG_CACHE_HOME")) ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"),
+            "huggingface");
+
+    /// <summary>
+    /// The token as huggingface_hub finds it: <c>HF_TOKEN</c>, the older <c>HUGGING_FACE_HUB_TOKEN</c>, else the file
+    /// <c>HF_TOKEN_PATH</c> (default <c>$HF_HOME/token</c>, where <c>huggingface-cli login</c> writes it).
+    /// </summary>
+    public static string? FindToken(Func<string, string?> variable)
     {
-        if (NonEmpty(variable("HF_HUB_CACHE")) is { } cache)
+        if ((NonEmpty(variable("HF_TOKEN")) ?? NonEmpty(variable("HUGGING_FACE_HUB_TOKEN"))) is { } token)
         {
-            return cache;
+            return token;
         }
 
-        if (NonEmpty(variable("HF_HOME")) is { } home)
+        var path = NonEmpty(variable("HF_TOKEN_PATH")) ?? Path.Combine(HuggingFaceHome(variable), "token");
+        try
         {
-            return Path.Combine(home, "hub");
+            return File.Exists(path) ? NonEmpty(File.ReadAllText(path)) : null;
         }
-
-        var xdg = NonEmpty(variable("XDG_CACHE_HOME"))
-            ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-        return Path.Combine(xdg, "huggingface", "hub");
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     /// <summary>
@@ -67,7 +82,7 @@ public sealed record ModelSourceOptions
         return new ModelSourceOptions
         {
             HubEndpoint = endpoint.TrimEnd('/'),
-            Token = NonEmpty(variable("HF_TOKEN")) ?? NonEmpty(variable("HUGGING_FACE_HUB_TOKEN")),
+            Token = FindToken(variable),
             CacheDirectory = DefaultCacheDirectory(variable),
             Offline = IsTrue(variable("HF_HUB_OFFLINE")),
             Allow = NonEmpty(variable("MODEL_ALLOW")) is { } allow

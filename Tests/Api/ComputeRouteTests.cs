@@ -176,8 +176,10 @@ public sealed class ComputeRouteTests(FrontFixture fixture)
         Assert.All(busy, r => Assert.Equal("5", r.Headers.RetryAfter?.Delta?.TotalSeconds.ToString()));
         Assert.All(responses, r => Assert.True(r.StatusCode is HttpStatusCode.OK or HttpStatusCode.ServiceUnavailable, r.StatusCode.ToString()));
         Assert.Contains(responses, r => r.StatusCode == HttpStatusCode.OK);
-        var error = await busy[0].Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
-        Assert.Contains("busy", error);
+        using var error = JsonDocument.Parse(await busy[0].Content.ReadAsStringAsync(TestContext.Current.CancellationToken));
+        Assert.Equal("busy", error.RootElement.GetProperty("code").GetString());
+        var host = responses.First(r => r.StatusCode == HttpStatusCode.OK).Headers.GetValues("X-Gpu-Host").Single();
+        Assert.Contains($"Host {host} is busy", error.RootElement.GetProperty("detail").GetString());
     }
 
     private static void Compare(float[] expected, JsonElement actual)

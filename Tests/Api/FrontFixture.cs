@@ -5,7 +5,8 @@ namespace OrleansGpu.Tests.Api;
 
 /// <summary>
 /// One real Api.Front process for the API tests, with an API key, one job at a time and a short queue (so that the
-/// busy path can be reached), and a 2 MiB body limit.
+/// busy path can be reached), a 2 MiB body limit, the default input limits, and its request log on (so tests can
+/// read what it logs).
 /// </summary>
 public sealed class FrontFixture : IAsyncLifetime
 {
@@ -13,7 +14,11 @@ public sealed class FrontFixture : IAsyncLifetime
 
     private readonly TestModelsFolder _models = new();
 
+    public const long BodyLimit = 2 * 1024 * 1024;
+
     public ServiceProcess Front { get; private set; } = null!;
+
+    public string ModelsDirectory => _models.Directory;
 
     public async ValueTask InitializeAsync()
     {
@@ -22,8 +27,11 @@ public sealed class FrontFixture : IAsyncLifetime
             ["API_KEY"] = Key,
             ["GPU_MAX_CONCURRENT"] = "1",
             ["GPU_MAX_QUEUE"] = "2",
-            ["GPU_MAX_BATCH_SIZE"] = "600",
-            ["GPU_MAX_BODY_BYTES"] = (2 * 1024 * 1024).ToString(),
+            ["Logging__LogLevel__OrleansGpu.Api.Http.RequestLog"] = "Debug",
+
+            // Asked for, and held back by the front all the same: these lines would print the query string.
+            ["Logging__LogLevel__Microsoft.AspNetCore.Hosting.Diagnostics"] = "Information",
+            ["GPU_MAX_BODY_BYTES"] = BodyLimit.ToString(),
         });
         await Front.WaitUntilHealthyAsync();
     }

@@ -9,10 +9,12 @@ namespace OrleansGpu.Tests.Api;
 [Collection(FrontCollection.Name)]
 public sealed class InputValidationTests(FrontFixture fixture)
 {
-    private async Task<(HttpStatusCode Status, JsonElement Body, HttpResponseMessage Response)> SendAsync(string path, HttpContent content)
+    private async Task<(HttpStatusCode Status, JsonElement Body, HttpResponseMessage Response)> SendAsync(string path, HttpContent content, bool chunked = false)
     {
         using var http = fixture.Client();
-        var response = await http.PostAsync(path, content, TestContext.Current.CancellationToken);
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = content };
+        request.Headers.TransferEncodingChunked = chunked;
+        var response = await http.SendAsync(request, TestContext.Current.CancellationToken);
         var text = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
         JsonElement body;
         try
@@ -101,18 +103,147 @@ public sealed class InputValidationTests(FrontFixture fixture)
     [Fact]
     public async Task Too_many_texts_are_refused_with_the_limit()
     {
-        var texts = Enumerable.Repeat("x", 601).ToArray();
+        var texts = Enumerable.Repeat("x", 2049).ToArray();
         var (status, body, _) = await SendAsync("/embed", Json(JsonSerializer.Serialize(new { texts })));
         Assert.Equal(HttpStatusCode.BadRequest, status);
-        Assert.Contains("at most 600", body.GetProperty("detail").GetString());
+        Assert.Contains("at most 2048", body.GetProperty("detail").GetString());
     }
 
     [Fact]
-    public async Task Too_long_a_text_is_refused_with_the_limit()
+    public async Task Bertscore_counts_candidates_and_references_together_per_request()
     {
-        var (status, body, _) = await SendAsync("/embed", Json(JsonSerializer.Serialize(new { texts = new[] { new string('a', 10_001) } })));
+        // 100 candidates with 100 references each: 10,100 texts, over the 2,048 of one request (not "100 pairs").
+        var candidates = Enumerable.Range(0, 100).Select(i => $"c{i}").ToArray();
+        var references = candidates.Select(_ => Enumerable.Range(0, 100).Select(j => $"r{j}").ToArray()).ToArray();
+        var (status, body, _) = await SendAsync("/bertscore", Json(JsonSerializer.Serialize(new { candidates, references })));
         Assert.Equal(HttpStatusCode.BadRequest, status);
-        Assert.Contains("at most 10000", body.GetProperty("detail").GetString());
+        Assert.Contains("10100 texts", body.GetProperty("detail").GetString());
+        Assert.Contains("at most 2048", body.GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task Token_ids_count_against_the_input_limit()
+    {
+        var input = Enumerable.Repeat(new[] { 1, 2, 3 }, 2049).ToArray();
+        var (status, body, _) = await SendAsync("/v1/embeddings", Json(JsonSerializer.Serialize(new { input })));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("at most 2048", body.GetProperty("error").GetProperty("message").GetString());
+        Assert.Equal("input", body.GetProperty("error").GetProperty("param").GetString());
+    }
+
+    [Fact]
+    public void A_configured_text_length_limit_applies_to_texts_and_token_ids_alike()
+    {
+        var limits = new OrleansGpu.Api.Http.RequestLimits { MaxTextLength = 5 };
+        var tooLong = Assert.Single(OrleansGpu.Api.Contracts.RequestRules.TextLengths(["short", "longer"], "texts", limits));
+        Assert.Equal("'texts[1]' has 6 characters; at most 5 are allowed (GPU_MAX_TEXT_LENGTH).", tooLong.ErrorMessage);
+        Assert.Empty(OrleansGpu.Api.Contracts.RequestRules.TextLengths([new string('a', 100_000)], "texts", new OrleansGpu.Api.Http.RequestLimits()));
+    }
+
+    public static TheoryData<string, string, string> LoneSurrogates => new()
+    {
+        { "/embed", """{"texts": ["fine", "bad \ud800 text"]}""", "'texts[1]'" },
+        { "/embed", """{"texts": ["a"], "model": "\udfff"}""", "'model'" },
+        { "/embed", """{"texts": ["a"], "\ud83d": 1}""", "property name" },
+        { "/bertscore", """{"candidates": ["a"], "references": [["b", "\udc00"]]}""", "'references[0][1]'" },
+        { "/bertscore", """{"candidates": ["a"], "references": ["b"], "baseline": {"\ud800x": 1}}""", "property name in 'baseline'" },
+        { "/v1/embeddings", """{"input": "\ud800"}""", "'input'" },
+        { "/v1/embeddings", """{"input": ["a"], "model": "x\udbff"}""", "'model'" },
+    };
+
+    [Theory]
+    [MemberData(nameof(LoneSurrogates))]
+    public async Task A_lone_surrogate_anywhere_is_a_400_naming_the_field(string path, string json, string where)
+    {
+        var (status, body, _) = await SendAsync(path, Json(json));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        var error = path.StartsWith("/v1", StringComparison.Ordinal) ? body.GetProperty("error") : body;
+        var message = error.GetProperty(path.StartsWith("/v1", StringComparison.Ordinal) ? "message" : "detail").GetString();
+        Assert.Contains("invalid Unicode", message);
+        Assert.Contains(where, message);
+        Assert.Equal("invalid_unicode", error.GetProperty("code").GetString());
+        await AssertStillUp();
+    }
+
+    [Theory]
+    [InlineData(-1e300)]
+    [InlineData(1.0)]
+    [InlineData(-1.5)]
+    public async Task A_baseline_out_of_range_is_refused(double precision)
+    {
+        var json = JsonSerializer.Serialize(new { candidates = new[] { "a" }, references = new[] { "b" }, baseline = new { precision, recall = 0.5, f1 = 0.5 } });
+        var (status, body, _) = await SendAsync("/bertscore", Json(json));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("'baseline.precision' must be at least -1 and below 1", body.GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task A_chunked_body_of_exactly_the_limit_is_read_like_the_same_body_with_a_length()
+    {
+        var body = ExactlyTheLimit();
+        var chunked = new StreamContent(new MemoryStream(body));
+        chunked.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        var (chunkedStatus, _, _) = await SendAsync("/embed", chunked, chunked: true);
+        var (lengthStatus, _, _) = await SendAsync("/embed", new ByteArrayContent(body) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } });
+        Assert.Equal(HttpStatusCode.OK, lengthStatus);
+        Assert.Equal(HttpStatusCode.OK, chunkedStatus);
+
+        var over = new byte[body.Length + 1];
+        body.CopyTo(over, 1);
+        over[0] = (byte)' ';
+        var (overStatus, overBody, _) = await SendAsync("/embed", new StreamContent(new MemoryStream(over)) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } }, chunked: true);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, overStatus);
+        Assert.Equal("body_too_large", overBody.GetProperty("code").GetString());
+    }
+
+    /// <summary>A valid /embed body of exactly the fixture's limit: one short text, padded with spaces.</summary>
+    private static byte[] ExactlyTheLimit()
+    {
+        var json = Encoding.UTF8.GetBytes("""{"texts": ["padded to the limit"]}""");
+        var body = new byte[FrontFixture.BodyLimit];
+        Array.Fill(body, (byte)' ');
+        json.CopyTo(body, 0);
+        return body;
+    }
+
+    [Fact]
+    public async Task A_gzip_body_is_decoded_and_a_zip_bomb_stops_at_the_limit()
+    {
+        var plain = Encoding.UTF8.GetBytes("""{"texts": ["compressed text"]}""");
+        var (status, body, _) = await SendAsync("/embed", Compressed(plain, "gzip"));
+        Assert.Equal(HttpStatusCode.OK, status);
+        var (uncompressed, reference, _) = await SendAsync("/embed", new ByteArrayContent(plain) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } });
+        Assert.Equal(HttpStatusCode.OK, uncompressed);
+        Assert.Equal(reference.GetProperty("embeddings").ToString(), body.GetProperty("embeddings").ToString());
+
+        // 64 MB of spaces inside a valid object compress to about 64 KB: refused once 2 MiB are decompressed.
+        var bomb = new byte[64 * 1024 * 1024];
+        Array.Fill(bomb, (byte)' ');
+        plain.CopyTo(bomb, 0);
+        var (bombStatus, bombBody, _) = await SendAsync("/embed", Compressed(bomb, "gzip"));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, bombStatus);
+        Assert.Equal("body_too_large", bombBody.GetProperty("code").GetString());
+
+        var unknown = new ByteArrayContent(plain) { Headers = { ContentType = new MediaTypeHeaderValue("application/json") } };
+        unknown.Headers.ContentEncoding.Add("zstd");
+        var (unknownStatus, unknownBody, _) = await SendAsync("/embed", unknown);
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, unknownStatus);
+        Assert.Contains("zstd", unknownBody.GetProperty("detail").GetString());
+        await AssertStillUp();
+    }
+
+    private static ByteArrayContent Compressed(byte[] plain, string encoding)
+    {
+        using var buffer = new MemoryStream();
+        using (var gzip = new System.IO.Compression.GZipStream(buffer, System.IO.Compression.CompressionLevel.Fastest, leaveOpen: true))
+        {
+            gzip.Write(plain);
+        }
+
+        var content = new ByteArrayContent(buffer.ToArray());
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        content.Headers.ContentEncoding.Add(encoding);
+        return content;
     }
 
     [Fact]

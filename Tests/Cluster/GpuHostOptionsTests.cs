@@ -50,6 +50,19 @@ public sealed class GpuHostOptionsTests
         Assert.True(defaults.EffectiveSources.Allows("sentence-transformers/all-MiniLM-L6-v2"));
         Assert.False(defaults.EffectiveSources.Allows("someone/anything"));
         Assert.Equal("hf_new", Read(("HF_TOKEN", "hf_new"), ("HUGGING_FACE_HUB_TOKEN", "hf_old")).Sources.Token);
+
+        // The token file huggingface-cli login writes, at HF_TOKEN_PATH or $HF_HOME/token.
+        var home = Directory.CreateTempSubdirectory("hf-home-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(home, "token"), "hf_from_file\n");
+            Assert.Equal("hf_from_file", Read(("HF_HOME", home)).Sources.Token);
+            Assert.Null(Read(("HF_HOME", home), ("HF_TOKEN_PATH", Path.Combine(home, "none"))).Sources.Token);
+        }
+        finally
+        {
+            Directory.Delete(home, true);
+        }
         Assert.Contains("HF_ENDPOINT", Assert.Throws<OptionsValidationException>(() => Read(("HF_ENDPOINT", "ftp://nope"))).Message);
     }
 

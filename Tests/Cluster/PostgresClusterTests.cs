@@ -4,7 +4,7 @@ namespace OrleansGpu.Tests.Cluster;
 
 /// <summary>
 /// The production deployment in real processes: PostgreSQL membership, separate Silo.Gpu processes, Api.Front as a
-/// pure client. Skipped, with the reason, when no PostgreSQL is configured.
+/// pure client, mutual TLS between them all. Skipped, with the reason, when no PostgreSQL is configured.
 /// </summary>
 public sealed class PostgresClusterTests
 {
@@ -22,6 +22,7 @@ public sealed class PostgresClusterTests
 
         await cluster.StartFrontAsync();
         await cluster.WaitForHostsAsync(3, TimeSpan.FromSeconds(120));
+        cluster.AssertTlsOn();
 
         var killedAt = Stopwatch.StartNew();
         var killed = 0;

@@ -1,54 +1,117 @@
 using System.Diagnostics;
 using System.Net.Http.Json;
+using System.Security.Cryptography;
 using System.Text.Json;
 using Npgsql;
+using OrleansGpu.Grains.Hosting;
+using OrleansGpu.Grains.Security;
 using OrleansGpu.Tests.Support;
 
 namespace OrleansGpu.Tests.Cluster;
 
 /// <summary>
 /// A production-shaped cluster of real processes on loopback: a fresh PostgreSQL database with our membership schema
-/// (applied by <c>Silo.Gpu apply-schema</c>), <c>Silo.Gpu</c> processes, and an <c>Api.Front</c> in client mode.
+/// (applied by <c>Silo.Gpu apply-schema</c>), <c>Silo.Gpu</c> processes, and an <c>Api.Front</c> in client mode. As in
+/// production, every process has a certificate from the cluster's CA (made by <c>Silo.Gpu make-certs</c>) and speaks
+/// mutual TLS; they log in to PostgreSQL as the database's own role, whose password they read from a file (over TLS
+/// when the server offers it); the front reads its API key from a file.
 /// Needs <c>ORLEANSGPU_TEST_POSTGRES</c> (a connection string; .ci/run sets it).
 /// </summary>
 public sealed class ProcessCluster : IAsyncDisposable
 {
     public const string ConnectionVariable = "ORLEANSGPU_TEST_POSTGRES";
 
+    /// <summary>The hosts that get a certificate from the cluster's CA (the silo names the tests use, and the front).</summary>
+    private static readonly string[] KnownHosts = ["gpu-a", "gpu-b", "gpu-c", "gpu-new", "gpu-late", "front"];
+
     private readonly TestModelsFolder _models = new();
     private readonly List<ServiceProcess> _processes = [];
     private readonly Dictionary<string, ServiceProcess> _silos = [];
     private readonly string _database;
+    private readonly string _processConnection;
 
-    private ProcessCluster(string connectionString, string database)
+    private ProcessCluster(string connectionString, string database, string processConnection, string secrets)
     {
         ConnectionString = connectionString;
         _database = database;
+        _processConnection = processConnection;
+        SecretsDirectory = secrets;
+        CertificatesDirectory = Path.Combine(secrets, "certs");
+        PasswordFile = Path.Combine(secrets, "postgres_password");
+        ApiKeyFile = Path.Combine(secrets, "api_key");
+        Password = SecretFiles.ReadFile(PasswordFile, "test");
+        ApiKey = SecretFiles.ReadFile(ApiKeyFile, "test");
     }
+
+    /// <summary>The database role's password, which the processes read from <see cref="PasswordFile"/>.</summary>
+    public string Password { get; }
+
+    public string PasswordFile { get; }
+
+    /// <summary>The front's API key, which it reads from <see cref="ApiKeyFile"/>.</summary>
+    public string ApiKey { get; }
+
+    public string ApiKeyFile { get; }
+
+    /// <summary>The cluster CA (<c>ca.pem</c>) and a certificate and key per host (<c>NAME.pem</c>, <c>NAME.key</c>).</summary>
+    public string CertificatesDirectory { get; }
+
+    /// <summary>A private folder for the cluster's secrets and certificates, deleted with the cluster.</summary>
+    public string SecretsDirectory { get; }
+
+    /// <summary>Every process started for the cluster, in order.</summary>
+    public IReadOnlyList<ServiceProcess> Processes => _processes;
+
+    private string Role => _database + "_owner";
 
     public static string? BaseConnectionString => System.Environment.GetEnvironmentVariable(ConnectionVariable) is { Length: > 0 } s ? s : null;
 
     public static string SkipReason => $"{ConnectionVariable} is not set: no PostgreSQL to test against (.ci/run starts one; locally: eval \"$(tools/postgres/start-local.sh)\").";
 
+    /// <summary>The test's own connection to the cluster's database (as the administrator).</summary>
     public string ConnectionString { get; }
 
     public ServiceProcess Front { get; private set; } = null!;
 
     public HttpClient Http { get; private set; } = null!;
 
-    /// <summary>Creates an empty database and applies the schema with the project's own command (twice: it is idempotent).</summary>
+    /// <summary>
+    /// Creates an empty database owned by a role of its own with a random password, makes the cluster's certificates
+    /// and applies the schema with the project's own commands (the schema twice: it is idempotent).
+    /// </summary>
     public static async Task<ProcessCluster> CreateAsync()
     {
         var database = $"orleansgpu_test_{Guid.NewGuid():N}"[..30];
+        var secrets = Directory.CreateTempSubdirectory("cluster-secrets-").FullName;
+        File.WriteAllText(Path.Combine(secrets, "postgres_password"), RandomSecret() + "\n");
+        File.WriteAllText(Path.Combine(secrets, "api_key"), RandomSecret() + "\n");
+        var password = SecretFiles.ReadFile(Path.Combine(secrets, "postgres_password"), "test");
+        bool serverTls;
         await using (var admin = new NpgsqlConnection(BaseConnectionString))
         {
             await admin.OpenAsync();
-            await using var create = new NpgsqlCommand($"CREATE DATABASE \"{database}\"", admin);
-            await create.ExecuteNonQueryAsync();
+            foreach (var statement in new[] { $"CREATE ROLE \"{database}_owner\" LOGIN PASSWORD '{password}'", $"CREATE DATABASE \"{database}\" OWNER \"{database}_owner\"" })
+            {
+                await using var create = new NpgsqlCommand(statement, admin);
+                await create.ExecuteNonQueryAsync();
+            }
+            await using var ssl = new NpgsqlCommand("SHOW ssl", admin);
+            serverTls = (string?)await ssl.ExecuteScalarAsync() == "on";
         }
 
         var connection = new NpgsqlConnectionStringBuilder(BaseConnectionString) { Database = database, Pooling = false }.ConnectionString;
-        var cluster = new ProcessCluster(connection, database);
+
+        // What the processes get: no password (it comes from the file), and TLS required when the server offers it.
+        var processConnection = new NpgsqlConnectionStringBuilder(BaseConnectionString)
+        {
+            Database = database,
+            Pooling = false,
+            Username = $"{database}_owner",
+            Password = null,
+            SslMode = serverTls ? SslMode.Require : SslMode.Prefer,
+        }.ConnectionString;
+        var cluster = new ProcessCluster(connection, database, processConnection, secrets);
+        await cluster.MakeCertificatesAsync(cluster.CertificatesDirectory, KnownHosts);
         for (var i = 0; i < 2; i++)
         {
             await using var schema = ServiceProcess.Start(cluster._models.Directory, cluster.Environment(), project: "Silo.Gpu", arguments: "apply-schema");
@@ -59,19 +122,32 @@ public sealed class ProcessCluster : IAsyncDisposable
         return cluster;
     }
 
+    /// <summary>Runs <c>Silo.Gpu make-certs</c>: a CA in <paramref name="directory"/> (made once) and a certificate per host.</summary>
+    public async Task MakeCertificatesAsync(string directory, params string[] hosts)
+    {
+        await using var certs = ServiceProcess.Start(_models.Directory, project: "Silo.Gpu", arguments: ["make-certs", "--hosts", string.Join(',', hosts), "--out", directory]);
+        var code = await certs.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.True(code == 0, $"make-certs exited with {code}:\n{certs.Output}");
+    }
+
+    /// <summary>The settings of every process of the cluster; <paramref name="host"/> also picks the certificate.</summary>
     public Dictionary<string, string> Environment(string? host = null) => new()
     {
-        ["ORLEANS_POSTGRES"] = ConnectionString,
+        ["ORLEANS_POSTGRES"] = _processConnection,
+        ["ORLEANS_POSTGRES_PASSWORD_FILE"] = PasswordFile,
         ["ORLEANS_ADVERTISED_IP"] = "127.0.0.1",
         ["ORLEANS_CLUSTER_ID"] = _database,
         ["GPU_HOST_NAME"] = host ?? "front",
         ["GPU_MAX_CONCURRENT"] = "2",
+        ["ORLEANS_TLS_CERT"] = Path.Combine(CertificatesDirectory, $"{host ?? "front"}.pem"),
+        ["ORLEANS_TLS_KEY"] = Path.Combine(CertificatesDirectory, $"{host ?? "front"}.key"),
+        ["ORLEANS_TLS_CA"] = Path.Combine(CertificatesDirectory, ClusterCertificateAuthority.CertificateFile),
     };
 
-    /// <summary>Starts a GPU silo named <paramref name="host"/> on free ports.</summary>
-    public ServiceProcess StartSilo(string host)
+    /// <summary>Starts a GPU silo named <paramref name="host"/> on free ports, with <paramref name="environment"/> when given.</summary>
+    public ServiceProcess StartSilo(string host, Dictionary<string, string>? environment = null)
     {
-        var env = Environment(host);
+        var env = environment ?? Environment(host);
         env["Cluster__SiloPort"] = ServiceProcess.FreePort().ToString();
         env["Cluster__GatewayPort"] = ServiceProcess.FreePort().ToString();
         var silo = ServiceProcess.Start(_models.Directory, env, project: "Silo.Gpu");
@@ -80,16 +156,36 @@ public sealed class ProcessCluster : IAsyncDisposable
         return silo;
     }
 
-    /// <summary>Starts the front as a pure client of the cluster and waits until it answers.</summary>
+    /// <summary>Starts the front as a pure client of the cluster and waits until it answers; <see cref="Http"/> sends the API key.</summary>
     public async Task StartFrontAsync()
     {
         var env = Environment();
         env["GPU_MAX_BATCH_SIZE"] = "100";
-        Front = ServiceProcess.Start(_models.Directory, env, project: "Api.Front");
-        _processes.Add(Front);
+        env["API_KEY_FILE"] = ApiKeyFile;
+        Front = StartProcess("Api.Front", env);
         await Front.WaitUntilHealthyAsync(TimeSpan.FromSeconds(120));
         Http = new HttpClient { BaseAddress = Front.BaseAddress, Timeout = TimeSpan.FromMinutes(3) };
+        Http.DefaultRequestHeaders.Add("X-API-Key", ApiKey);
     }
+
+    /// <summary>Starts a process of ours with the cluster's models folder; it is killed with the cluster.</summary>
+    public ServiceProcess StartProcess(string project, Dictionary<string, string> environment, params string[] arguments)
+    {
+        var process = ServiceProcess.Start(_models.Directory, environment, project: project, arguments: arguments);
+        _processes.Add(process);
+        return process;
+    }
+
+    /// <summary>Every process started so far said at start that it speaks TLS with the cluster's certificate.</summary>
+    public void AssertTlsOn()
+    {
+        foreach (var process in _processes)
+        {
+            Assert.Contains("Cluster TLS on", process.Output);
+        }
+    }
+
+    private static string RandomSecret() => Convert.ToHexString(RandomNumberGenerator.GetBytes(24)).ToLowerInvariant();
 
     /// <summary>Kills a silo the hard way (SIGKILL): no goodbye to the cluster.</summary>
     public void Kill(string host) => _silos[host].Kill();
@@ -172,8 +268,11 @@ public sealed class ProcessCluster : IAsyncDisposable
             NpgsqlConnection.ClearAllPools();
             await using var admin = new NpgsqlConnection(BaseConnectionString);
             await admin.OpenAsync();
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{_database}\" WITH (FORCE)", admin);
-            await drop.ExecuteNonQueryAsync();
+            foreach (var statement in new[] { $"DROP DATABASE IF EXISTS \"{_database}\" WITH (FORCE)", $"DROP ROLE IF EXISTS \"{Role}\"" })
+            {
+                await using var drop = new NpgsqlCommand(statement, admin);
+                await drop.ExecuteNonQueryAsync();
+            }
         }
         catch (NpgsqlException)
         {
@@ -181,6 +280,13 @@ public sealed class ProcessCluster : IAsyncDisposable
         }
 
         _models.Dispose();
+        try
+        {
+            Directory.Delete(SecretsDirectory, true);
+        }
+        catch (IOException)
+        {
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.TestingHost;
+using OrleansGpu.Api.Http;
 using OrleansGpu.Grains;
 using OrleansGpu.Grains.Hosting;
 using OrleansGpu.Inference.Models;
@@ -70,7 +71,7 @@ public sealed class UnknownModelTests : IAsyncLifetime
         // Known to the hub but refused at download: its grain was activated, then went.
         var gated = await FailAsync(host, "acme/gated");
         Assert.Equal(ErrorCodes.ModelGated, gated.Code);
-        Assert.Equal(403, gated.StatusCode);
+        Assert.Equal(403, ApiErrorCatalog.Status(gated.Code));
 
         await WaitForAsync(async () => await ModelGrainActivationsAsync() == grainsBefore, ct);
         var info = await host.GetInfoAsync();

@@ -4,8 +4,9 @@ using OrleansGpu.Tests.Support;
 namespace OrleansGpu.Tests.Deployment;
 
 /// <summary>
-/// docker/compose.yml stays valid: Compose parses it and it holds PostgreSQL, the schema step, two GPU silos with
-/// their device reservations and the front. No Docker engine runs here, so nothing is built or started.
+/// docker/compose.yml stays valid: Compose parses it and it holds PostgreSQL, the certificates and schema steps, two
+/// GPU silos with their device reservations and the front, with mutual TLS between them and secrets from files. No
+/// Docker engine runs here, so nothing is built or started.
 /// </summary>
 public sealed class ComposeFileTests
 {
@@ -35,9 +36,9 @@ public sealed class ComposeFileTests
         Assert.SkipWhen(compose is null, "Neither `docker compose` nor `docker-compose` is installed (.ci/run installs docker-compose).");
         var (file, prefix) = compose!.Value;
 
-        var result = Run(file, [.. prefix, "config"], Path.Combine(Paths.RepositoryRoot, "docker"), ("API_KEY", "test"));
+        var result = Run(file, [.. prefix, "config"], Path.Combine(Paths.RepositoryRoot, "docker"), ("API_KEY_FILE", "./secrets/api_key"));
         Assert.True(result.Code == 0, result.Output);
-        foreach (var service in new[] { "postgres:", "schema:", "silo-0:", "silo-1:", "front:" })
+        foreach (var service in new[] { "postgres:", "certs:", "schema:", "silo-0:", "silo-1:", "front:" })
         {
             Assert.Contains(service, result.Output);
         }
@@ -53,9 +54,53 @@ public sealed class ComposeFileTests
         var compose = Compose();
         Assert.SkipWhen(compose is null, "Neither `docker compose` nor `docker-compose` is installed (.ci/run installs docker-compose).");
         var (file, prefix) = compose!.Value;
-        var result = Run(file, [.. prefix, "config"], Path.Combine(Paths.RepositoryRoot, "docker"), ("API_KEY", null));
+        var result = Run(file, [.. prefix, "config"], Path.Combine(Paths.RepositoryRoot, "docker"), ("API_KEY", null), ("API_KEY_FILE", null));
         Assert.NotEqual(0, result.Code);
         Assert.Contains("API_KEY", result.Output);
+    }
+
+    [Fact]
+    public void Compose_gives_every_cluster_process_a_certificate_from_one_ca_and_keeps_the_secrets_in_files()
+    {
+        var compose = Compose();
+        Assert.SkipWhen(compose is null, "Neither `docker compose` nor `docker-compose` is installed (.ci/run installs docker-compose).");
+        var (file, prefix) = compose!.Value;
+        var result = Run(file, [.. prefix, "config"], Path.Combine(Paths.RepositoryRoot, "docker"), ("API_KEY_FILE", "./secrets/api_key"));
+        Assert.True(result.Code == 0, result.Output);
+
+        // The certs service makes the CA and a certificate for each host; only it mounts the CA's key.
+        var certs = Service(result.Output, "certs");
+        Assert.Contains("make-certs", certs);
+        Assert.Contains("gpu-0,gpu-1,front", certs);
+        Assert.Contains("ca:/ca", certs);
+        foreach (var (service, host) in new[] { ("silo-0", "gpu-0"), ("silo-1", "gpu-1"), ("front", "front") })
+        {
+            var block = Service(result.Output, service);
+            Assert.Contains($"ORLEANS_TLS_CERT: /certs/{host}.pem", block);
+            Assert.Contains($"ORLEANS_TLS_KEY: /certs/{host}.key", block);
+            Assert.Contains("ORLEANS_TLS_CA: /certs/ca.pem", block);
+            Assert.Contains("certs:/certs:ro", block);
+            Assert.DoesNotContain("ca:/ca", block);
+            Assert.Contains("ORLEANS_POSTGRES_PASSWORD_FILE: /run/secrets/postgres_password", block);
+            Assert.Contains("condition: service_completed_successfully", block);
+        }
+
+        Assert.Contains("API_KEY_FILE: /run/secrets/api_key", Service(result.Output, "front"));
+        Assert.Contains("POSTGRES_PASSWORD_FILE: /run/secrets/postgres_password", Service(result.Output, "postgres"));
+        Assert.DoesNotContain("Password=", result.Output);
+        Assert.DoesNotContain("POSTGRES_PASSWORD:", result.Output);
+        Assert.DoesNotContain("API_KEY:", result.Output);
+        Assert.DoesNotContain("ORLEANS_TLS: ", result.Output);
+    }
+
+    /// <summary>The lines of one service in <c>compose config</c>'s output (services sit two spaces in).</summary>
+    private static string Service(string config, string name)
+    {
+        var lines = config.Split('\n');
+        var start = Array.FindIndex(lines, l => l.TrimEnd() == $"  {name}:");
+        Assert.True(start >= 0, $"no service {name} in:\n{config}");
+        var block = lines.Skip(start + 1).TakeWhile(l => l.StartsWith("    ", StringComparison.Ordinal) || l.Length == 0);
+        return string.Join('\n', block);
     }
 
     private static (int Code, string Output) Run(string file, string[] arguments, string directory, params (string Name, string? Value)[] environment)

@@ -89,6 +89,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         info.Environment["HF_HUB_OFFLINE"] = "1";
         info.Environment["HF_HUB_CACHE"] = EmptyHuggingFaceCache;
         info.Environment["HF_ENDPOINT"] = "http://127.0.0.1:9";
+        info.Environment["HF_TOKEN_PATH"] = Path.Combine(EmptyHuggingFaceCache, "no-token");
         info.Environment.Remove("HF_TOKEN");
         info.Environment.Remove("HUGGING_FACE_HUB_TOKEN");
         info.Environment.Remove("MODEL_ALLOW");

@@ -18,6 +18,22 @@ export class ServiceError extends Error {
   }
 }
 
+/**
+ * A host refused the request for its size (413, or a 400 that says it holds too many inputs or is too large): a
+ * smaller request may pass, so the caller can split it. `maxItems` is the limit the host named, when it named one.
+ */
+export class TooLargeError extends ServiceError {
+  constructor(
+    message: string,
+    status: number,
+    host: string,
+    readonly maxItems?: number,
+  ) {
+    super(message, status, host);
+    this.name = "TooLargeError";
+  }
+}
+
 /** No host could serve the request. */
 export class UnavailableError extends Error {
   constructor(message: string) {
@@ -33,6 +49,9 @@ export interface HostState {
   /** in_flight + waiting from the host's last /status, for least-busy. */
   load?: number;
   checkedAt?: number;
+  /** Requests this plugin has sent to the host and not yet had answered: parts of a split call start together. */
+  inFlight: number;
+  refreshing?: Promise<void>;
 }
 
 export interface Answer<T> {
@@ -55,7 +74,7 @@ export class HostPool {
     private readonly fetchImpl: FetchLike = (input, init) => fetch(input, init),
     private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void> = abortableSleep,
   ) {
-    this.states = config.hosts.map((host) => ({ host, healthy: true }));
+    this.states = config.hosts.map((host) => ({ host, healthy: true, inFlight: 0 }));
   }
 
   get hosts(): readonly HostState[] {
@@ -123,6 +142,7 @@ export class HostPool {
       let retryAfter: number | undefined;
       for (const state of await this.order(options.signal)) {
         options.signal?.throwIfAborted();
+        state.inFlight++;
         try {
           const data = (await this.fetchJson(state.host, path, { ...options, timeoutMs: options.timeoutMs ?? this.config.timeoutMs })) as T;
           state.healthy = true;
@@ -142,6 +162,8 @@ export class HostPool {
           state.healthy = false;
           state.lastError = describe(error);
           failures.push(`${state.host.name}: ${state.lastError}`);
+        } finally {
+          state.inFlight--;
         }
       }
       if (retryAfter === undefined) {
@@ -152,24 +174,33 @@ export class HostPool {
     throw new UnavailableError(`no GPU host could serve ${path} (${failures.join("; ")})`);
   }
 
-  /** Healthy hosts first, in load-balancing order; hosts marked down last, as a last resort. */
+  /**
+   * Healthy hosts first, in load-balancing order; hosts marked down last, as a last resort. Least-busy adds the
+   * requests this plugin has in flight to each host's last reported load, so that the parts of a split call, sent
+   * together before any /status could show them, spread over the hosts instead of all going to the idlest one.
+   */
   private async order(signal?: AbortSignal): Promise<HostState[]> {
     const healthy = this.states.filter((s) => s.healthy);
     const down = this.states.filter((s) => !s.healthy);
     if (this.config.loadBalancing === "least-busy") {
       const stale = healthy.filter((s) => s.load === undefined || !s.checkedAt || Date.now() - s.checkedAt > 5_000);
-      await Promise.all(
-        stale.map(async (s) => {
-          s.load = await this.loadOf(s.host, signal);
-          s.checkedAt = Date.now();
-        }),
-      );
-      healthy.sort((a, b) => (a.load ?? Number.MAX_SAFE_INTEGER) - (b.load ?? Number.MAX_SAFE_INTEGER));
+      await Promise.all(stale.map((s) => (s.refreshing ??= this.refreshLoad(s, signal))));
+      const busy = (s: HostState) => (s.load === undefined ? Number.MAX_SAFE_INTEGER : s.load + s.inFlight);
+      healthy.sort((a, b) => busy(a) - busy(b));
       return [...healthy, ...down];
     }
     const start = this.next++ % this.states.length;
     const rotated = [...this.states.slice(start), ...this.states.slice(0, start)];
     return [...rotated.filter((s) => s.healthy), ...rotated.filter((s) => !s.healthy)];
+  }
+
+  private async refreshLoad(state: HostState, signal?: AbortSignal): Promise<void> {
+    try {
+      state.load = await this.loadOf(state.host, signal);
+      state.checkedAt = Date.now();
+    } finally {
+      state.refreshing = undefined;
+    }
   }
 
   private async fetchJson(
@@ -208,15 +239,18 @@ export class HostPool {
       throw new BusyError(Number.isFinite(seconds) && seconds > 0 ? seconds : 5);
     }
     if (response.status >= 400 && response.status < 500) {
-      throw new ServiceError(`${host.name} answered ${response.status}: ${errorText(text)}`, response.status, host.name);
+      const problem = problemOf(text);
+      const message = `${host.name} answered ${response.status}: ${problem.message}`;
+      const size = sizeRefusal(response.status, problem);
+      throw size ? new TooLargeError(message, response.status, host.name, size.maxItems) : new ServiceError(message, response.status, host.name);
     }
     if (!response.ok) {
-      throw new Error(`HTTP ${response.status}: ${errorText(text)}`);
+      throw new Error(`HTTP ${response.status}: ${problemOf(text).message}`);
     }
     try {
       return JSON.parse(text);
     } catch {
-      throw new Error(`answered with something that is not JSON: ${errorText(text)}`);
+      throw new Error(`answered with something that is not JSON: ${problemOf(text).message}`);
     }
   }
 }
@@ -227,29 +261,62 @@ class BusyError extends Error {
   }
 }
 
-/** The message of a JSON error body (problem details, OpenAI, FastAPI), bounded in length. */
-function errorText(body: string): string {
+interface Problem {
+  message: string;
+  code?: string;
+}
+
+/** The message and code of a JSON error body (problem details, OpenAI, FastAPI), the message bounded in length. */
+function problemOf(body: string): Problem {
   let message = body;
+  let code: string | undefined;
   try {
-    const parsed = JSON.parse(body) as { detail?: unknown; error?: { message?: unknown } | unknown; message?: unknown };
+    const parsed = JSON.parse(body) as { detail?: unknown; error?: unknown; message?: unknown; code?: unknown };
+    const error = typeof parsed.error === "object" && parsed.error !== null ? (parsed.error as { message?: unknown; code?: unknown }) : undefined;
+    // FastAPI's validation errors: detail is a list of {msg, ...}.
+    const validation = Array.isArray(parsed.detail)
+      ? parsed.detail.map((d) => (typeof d === "object" && d !== null ? (d as { msg?: unknown }).msg : undefined)).filter((m) => typeof m === "string")
+      : [];
     const candidate =
       typeof parsed.detail === "string"
         ? parsed.detail
-        : typeof parsed.error === "object" && parsed.error !== null && typeof (parsed.error as { message?: unknown }).message === "string"
-          ? (parsed.error as { message: string }).message
-          : typeof parsed.error === "string"
-            ? parsed.error
-            : typeof parsed.message === "string"
-              ? parsed.message
-              : undefined;
+        : validation.length > 0
+          ? validation.join("; ")
+          : typeof error?.message === "string"
+            ? error.message
+            : typeof parsed.error === "string"
+              ? parsed.error
+              : typeof parsed.message === "string"
+                ? parsed.message
+                : undefined;
     if (candidate) {
       message = candidate;
     }
+    code = typeof parsed.code === "string" ? parsed.code : typeof error?.code === "string" ? error.code : undefined;
   } catch {
-    // not JSON: keep the text
+    // not JSON: keep the text, without the markup of a proxy's HTML error page
+    message = message.replace(/<[^>]*>/g, " ");
   }
   message = message.replace(/\s+/g, " ").trim();
-  return message.length > MAX_ERROR_TEXT ? `${message.slice(0, MAX_ERROR_TEXT)}…` : message || "(empty body)";
+  return { message: message.length > MAX_ERROR_TEXT ? `${message.slice(0, MAX_ERROR_TEXT)}…` : message || "(empty body)", code };
+}
+
+// Codes and wordings by which hosts refuse a request for its size rather than its content: OrleansGpu's front
+// (body_too_large; "'texts' has 150 items; at most 100 are allowed per request (GPU_MAX_BATCH_SIZE)"), FastAPI /
+// pydantic ("List should have at most 100 items"), TEI ("batch size 64 > maximum allowed batch size 32").
+// A text too long for the model (input_too_long) is not one: no split makes it shorter.
+const SIZE_CODES = new Set(["body_too_large", "too_many_inputs", "too_many_items", "batch_too_large", "payload_too_large", "request_too_large"]);
+const LIMIT = /at most ([\d,]+) (?:items|inputs|texts|are allowed per request)|maximum allowed batch size (?:is )?([\d,]+)/i;
+const SIZE_WORDS = /too many (?:items|inputs|texts)|(?:body|request|payload|batch) (?:is )?too large|GPU_MAX_BATCH_SIZE|GPU_MAX_BODY_BYTES/i;
+
+function sizeRefusal(status: number, problem: Problem): { maxItems?: number } | undefined {
+  const named = status === 413 || ((status === 400 || status === 422) && ((problem.code !== undefined && SIZE_CODES.has(problem.code)) || SIZE_WORDS.test(problem.message) || LIMIT.test(problem.message)));
+  if (!named) {
+    return undefined;
+  }
+  const limit = LIMIT.exec(problem.message);
+  const maxItems = limit ? Number((limit[1] ?? limit[2]).replace(/,/g, "")) : NaN;
+  return { maxItems: Number.isInteger(maxItems) && maxItems > 0 ? maxItems : undefined };
 }
 
 function describe(error: unknown): string {

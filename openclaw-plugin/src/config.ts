@@ -15,7 +15,20 @@ export interface GpuConfig {
   healthCheckIntervalSeconds: number;
   timeoutMs: number;
   models: { embed?: string; bertscore?: string };
-  limits: { maxBatchSize: number; maxTextLength: number };
+  limits: Limits;
+}
+
+/**
+ * What one tool call may carry. The hosts set their own limits (the front: GPU_MAX_BATCH_SIZE inputs and
+ * GPU_MAX_BODY_BYTES per request); a call over a host's limit is split across the pool rather than refused here.
+ */
+export interface Limits {
+  /** Texts per tool call (per array for gpu_bertscore): a bound on the call, not on one request. */
+  maxBatchSize: number;
+  /** Characters per text; undefined: no cap here (the hosts truncate to the model, or refuse). */
+  maxTextLength?: number;
+  /** Bytes of one request body: a larger call is split up front, and a text that alone makes a larger body is refused. */
+  maxRequestBytes: number;
 }
 
 export type ConfigResult = { ok: true; config: GpuConfig } | { ok: false; reason: string };
@@ -24,8 +37,10 @@ export const DEFAULTS = {
   loadBalancing: "round-robin" as LoadBalancing,
   healthCheckIntervalSeconds: 30,
   timeoutSeconds: 45,
-  maxBatchSize: 100,
-  maxTextLength: 10_000,
+  // Far above what one host takes (the front: 2,048 inputs per request by default): the plugin splits calls.
+  maxBatchSize: 100_000,
+  // The front's default body limit (GPU_MAX_BODY_BYTES, 8 MiB).
+  maxRequestBytes: 8 * 1024 * 1024,
 };
 
 type Raw = Record<string, unknown>;
@@ -63,6 +78,10 @@ function normalizeUrl(url: string): string | undefined {
 
 function positive(value: unknown, fallback: number): number {
   return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : fallback;
+}
+
+function optionalPositive(value: unknown): number | undefined {
+  return typeof value === "number" && Number.isFinite(value) && value > 0 ? Math.floor(value) : undefined;
 }
 
 /** Reads the plugin config: hosts[] (v0.2), or the legacy serviceUrl / url (v0.1); apiKey is the per-host fallback. */
@@ -124,7 +143,8 @@ export function readConfig(pluginConfig: unknown, env: Record<string, string | u
       },
       limits: {
         maxBatchSize: Math.floor(positive(limits.maxBatchSize, DEFAULTS.maxBatchSize)),
-        maxTextLength: Math.floor(positive(limits.maxTextLength, DEFAULTS.maxTextLength)),
+        maxTextLength: optionalPositive(limits.maxTextLength),
+        maxRequestBytes: Math.floor(positive(limits.maxRequestBytes, DEFAULTS.maxRequestBytes)),
       },
     },
   };

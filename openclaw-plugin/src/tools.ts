@@ -3,6 +3,7 @@
 
 import type { ConfigResult, GpuConfig } from "./config.js";
 import { HostPool, ServiceError } from "./client.js";
+import { scatterGather, type Gathered, type SplittableCall } from "./split.js";
 
 export interface ToolResult {
   content: Array<{ type: "text"; text: string }>;
@@ -40,12 +41,13 @@ function strings(params: Record<string, unknown>, name: string, config: GpuConfi
   if (!Array.isArray(value) || value.length === 0 || value.some((v) => typeof v !== "string")) {
     throw new ServiceError(`'${name}' must be a non-empty array of strings`, 400, "plugin");
   }
-  if (value.length > config.limits.maxBatchSize) {
-    throw new ServiceError(`'${name}' has ${value.length} items; at most ${config.limits.maxBatchSize} per call`, 400, "plugin");
+  const { maxBatchSize, maxTextLength } = config.limits;
+  if (value.length > maxBatchSize) {
+    throw new ServiceError(`'${name}' has ${value.length} items; at most ${maxBatchSize} per call (limits.maxBatchSize)`, 400, "plugin");
   }
-  const long = value.findIndex((v: string) => v.length > config.limits.maxTextLength);
+  const long = maxTextLength === undefined ? -1 : value.findIndex((v: string) => v.length > maxTextLength);
   if (long >= 0) {
-    throw new ServiceError(`'${name}[${long}]' is longer than ${config.limits.maxTextLength} characters`, 400, "plugin");
+    throw new ServiceError(`'${name}[${long}]' is longer than ${maxTextLength} characters (limits.maxTextLength)`, 400, "plugin");
   }
   return value as string[];
 }
@@ -61,6 +63,85 @@ function references(params: Record<string, unknown>, config: GpuConfig): string[
 function mean(values: Array<number | null>): number {
   const finite = values.filter((v): v is number => typeof v === "number");
   return finite.length === 0 ? NaN : finite.reduce((a, b) => a + b, 0) / finite.length;
+}
+
+type EmbedAnswer = { embeddings: number[][]; model: string; dimensions: number };
+type ScoreAnswer = { precision: Array<number | null>; recall: Array<number | null>; f1: Array<number | null>; model?: string; hash?: string };
+
+/** Bytes a value adds to a JSON body, with its separating comma. */
+function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value)) + 1;
+}
+
+/** Gathered parts must come from one model: a pool whose hosts serve different models cannot be split over. */
+function sameModel<T>(parts: T[], model: (part: T) => string): void {
+  const models = [...new Set(parts.map(model))];
+  if (models.length > 1) {
+    throw new Error(`the parts of the call were answered by different models (${models.join(", ")}); give every host the same model`);
+  }
+}
+
+// Embeddings are per text: any split gives the vectors of the unsplit call.
+function embedCall(texts: string[], model: string | undefined): SplittableCall<EmbedAnswer> {
+  const bytes = texts.map(jsonBytes);
+  const body = (from: number, to: number) => (model ? { texts: texts.slice(from, to), model } : { texts: texts.slice(from, to) });
+  return {
+    path: "/embed",
+    items: texts.length,
+    weight: () => 1,
+    bytes: (i) => bytes[i],
+    overheadBytes: jsonBytes(body(0, 0)),
+    body,
+    label: (i) => `texts[${i}]`,
+    count: (answer) => answer.embeddings?.length ?? 0,
+    merge: (parts) => {
+      sameModel(parts, (p) => `${p.model} (${p.dimensions} dimensions)`);
+      return { ...parts[0], embeddings: parts.flatMap((p) => p.embeddings) };
+    },
+  };
+}
+
+// Without idf a pair's scores depend on that pair alone, so parts keep each candidate with its references and
+// give the unsplit call's scores. With idf, bert_score weighs tokens by their document frequency over all the
+// references of the call: parts would each get their own weights, so an idf call goes whole or not at all.
+const IDF_WHOLE =
+  "with idf, bert_score weighs tokens by their frequency over all the references of the call, so parts scored apart would not give the unsplit call's scores; send fewer pairs per call, or score without idf";
+
+function bertscoreCall(candidates: string[], references: string[] | string[][], options: Record<string, unknown>): SplittableCall<ScoreAnswer> {
+  const bytes = candidates.map((c, i) => jsonBytes(c) + jsonBytes(references[i]));
+  const body = (from: number, to: number) => ({ candidates: candidates.slice(from, to), references: references.slice(from, to), ...options });
+  return {
+    path: "/bertscore",
+    items: candidates.length,
+    weight: (i) => 1 + (Array.isArray(references[i]) ? references[i].length : 1),
+    bytes: (i) => bytes[i],
+    overheadBytes: jsonBytes(body(0, 0)),
+    body,
+    label: (i) => `candidates[${i}] with its reference(s)`,
+    count: (answer) => answer.f1?.length ?? 0,
+    merge: (parts) => {
+      sameModel(parts, (p) => p.model ?? "the default model");
+      return {
+        ...parts[0],
+        precision: parts.flatMap((p) => p.precision),
+        recall: parts.flatMap((p) => p.recall),
+        f1: parts.flatMap((p) => p.f1),
+      };
+    },
+    whole: options.idf === true ? IDF_WHOLE : undefined,
+  };
+}
+
+/** Which host answered (or hosts, for a split call), and a line on the split for the model. */
+function served(gathered: Gathered<unknown>): { details: Record<string, unknown>; note: string } {
+  const hosts = [...new Set(gathered.parts.map((p) => p.host))];
+  if (gathered.parts.length === 1) {
+    return { details: { host: hosts[0] }, note: "" };
+  }
+  return {
+    details: { host: hosts.join(", "), parts: gathered.parts },
+    note: `\nSplit into ${gathered.parts.length} requests over ${hosts.join(", ")}, because ${gathered.splitBecause?.replace(/\.+$/, "")}.`,
+  };
 }
 
 /**
@@ -134,7 +215,7 @@ export function createTools(config: ConfigResult, pool: HostPool | undefined): T
       name: "gpu_bertscore",
       label: "BERTScore",
       description:
-        "Scores candidate texts against reference texts with BERTScore (precision, recall, F1), computed on a GPU host exactly as bert_score does.",
+        "Scores candidate texts against reference texts with BERTScore (precision, recall, F1), computed on GPU hosts exactly as bert_score does. Calls larger than a host takes are split across the hosts, except with idf (the weights come from all the references of the call).",
       parameters: {
         type: "object",
         additionalProperties: false,
@@ -159,28 +240,27 @@ export function createTools(config: ConfigResult, pool: HostPool | undefined): T
         if (candidates.length !== refs.length) {
           throw new ServiceError(`${candidates.length} candidates but ${refs.length} references; they must pair up`, 400, "plugin");
         }
-        const body: Record<string, unknown> = { candidates, references: refs };
+        const options: Record<string, unknown> = {};
         const model = params.model_type ?? params.model ?? config.models.bertscore;
-        if (typeof model === "string") body.model_type = model;
+        if (typeof model === "string") options.model_type = model;
         for (const key of ["lang", "num_layers", "idf", "rescale_with_baseline"]) {
-          if (params[key] !== undefined) body[key] = params[key];
+          if (params[key] !== undefined) options[key] = params[key];
         }
-        const answer = await pool.request<{ precision: Array<number | null>; recall: Array<number | null>; f1: Array<number | null>; model?: string; hash?: string }>(
-          "/bertscore",
-          { body, signal },
-        );
-        const r = answer.data;
+        const gathered = await scatterGather(pool, bertscoreCall(candidates, refs, options), { maxRequestBytes: config.limits.maxRequestBytes, signal });
+        const r = gathered.data;
+        const { details, note } = served(gathered);
         const f1 = r.f1.map((v, i) => `#${i}: ${v === null ? "n/a" : v.toFixed(4)}`);
         return text(
-          `BERTScore (${r.model ?? model ?? "default model"}) over ${r.f1.length} pair(s): mean P ${mean(r.precision).toFixed(4)}, R ${mean(r.recall).toFixed(4)}, F1 ${mean(r.f1).toFixed(4)}.\nF1 per pair: ${f1.slice(0, 20).join(", ")}${f1.length > 20 ? ", …" : ""}`,
-          { bertscore: r, host: answer.host },
+          `BERTScore (${r.model ?? model ?? "default model"}) over ${r.f1.length} pair(s): mean P ${mean(r.precision).toFixed(4)}, R ${mean(r.recall).toFixed(4)}, F1 ${mean(r.f1).toFixed(4)}.\nF1 per pair: ${f1.slice(0, 20).join(", ")}${f1.length > 20 ? ", …" : ""}${note}`,
+          { bertscore: r, ...details },
         );
       }),
     },
     {
       name: "gpu_embed",
       label: "Embeddings",
-      description: "Computes sentence embeddings for texts on a GPU host (default all-MiniLM-L6-v2, L2-normalised).",
+      description:
+        "Computes sentence embeddings for texts on GPU hosts (default all-MiniLM-L6-v2, L2-normalised). Calls larger than a host takes are split across the hosts.",
       parameters: {
         type: "object",
         additionalProperties: false,
@@ -193,16 +273,14 @@ export function createTools(config: ConfigResult, pool: HostPool | undefined): T
       execute: run(async (config, pool, params, signal) => {
         const texts = strings(params, "texts", config);
         const model = typeof params.model === "string" ? params.model : config.models.embed;
-        const answer = await pool.request<{ embeddings: number[][]; model: string; dimensions: number }>("/embed", {
-          body: model ? { texts, model } : { texts },
-          signal,
-        });
-        const r = answer.data;
+        const gathered = await scatterGather(pool, embedCall(texts, model), { maxRequestBytes: config.limits.maxRequestBytes, signal });
+        const r = gathered.data;
+        const { details, note } = served(gathered);
         const preview = r.embeddings[0]?.slice(0, 4).map((v) => v.toFixed(4)).join(", ");
         // Vectors are summarised for the model; the full vectors are in details.
         return text(
-          `Embedded ${r.embeddings.length} text(s) with ${r.model}: ${r.dimensions} dimensions each (first vector starts ${preview}, …). Full vectors are in the tool result details.`,
-          { embeddings: r, host: answer.host },
+          `Embedded ${r.embeddings.length} text(s) with ${r.model}: ${r.dimensions} dimensions each (first vector starts ${preview}, …). Full vectors are in the tool result details.${note}`,
+          { embeddings: r, ...details },
         );
       }),
     },

@@ -31,14 +31,25 @@ describe("readConfig", () => {
     }
   });
 
-  it("uses the seed's defaults", () => {
+  it("uses the seed's defaults, and limits that take at least what the front takes by default", () => {
     const result = readConfig({ serviceUrl: "http://gpu:8765" });
     expect(result.ok && result.config).toMatchObject({
       loadBalancing: "round-robin",
       healthCheckIntervalSeconds: 30,
       timeoutMs: 45_000,
-      limits: { maxBatchSize: 100, maxTextLength: 10_000 },
     });
+    if (!result.ok) return;
+    // The front's defaults: 2,048 inputs per request, any text length while truncating, 8 MiB of body.
+    expect(result.config.limits.maxBatchSize).toBeGreaterThanOrEqual(2048);
+    expect(result.config.limits.maxTextLength).toBeUndefined();
+    expect(result.config.limits.maxRequestBytes).toBe(8 * 1024 * 1024);
+  });
+
+  it("reads the limits, and ignores values that are not positive numbers", () => {
+    const set = readConfig({ serviceUrl: "http://gpu:8765", limits: { maxBatchSize: 50, maxTextLength: 2000, maxRequestBytes: 65536 } });
+    expect(set.ok && set.config.limits).toEqual({ maxBatchSize: 50, maxTextLength: 2000, maxRequestBytes: 65536 });
+    const bad = readConfig({ serviceUrl: "http://gpu:8765", limits: { maxBatchSize: 0, maxTextLength: -1, maxRequestBytes: "big" } });
+    expect(bad.ok && bad.config.limits).toEqual({ maxBatchSize: 100_000, maxTextLength: undefined, maxRequestBytes: 8 * 1024 * 1024 });
   });
 
   it("explains what is missing", () => {

@@ -77,3 +77,74 @@ export function gpuService(name: string, load = 0): Handler {
     }
   };
 }
+
+/** A made-up embedding that depends on the text alone, so that split and unsplit calls can be compared. */
+export function vectorOf(text: string): number[] {
+  let hash = 0x811c9dc5;
+  for (const ch of text) hash = Math.imul(hash ^ ch.codePointAt(0)!, 0x01000193) >>> 0;
+  return [hash / 2 ** 32, text.length];
+}
+
+/** A made-up score of one candidate against its references: it changes if a reference moves to another candidate. */
+export function scoreOf(candidate: string, references: string | string[]): number {
+  return vectorOf(`${candidate}|${([] as string[]).concat(references).join("|")}`)[0];
+}
+
+interface ComputeBody {
+  texts?: string[];
+  candidates?: string[];
+  references?: Array<string | string[]>;
+}
+
+/** Inputs in an /embed or /bertscore body, counted as the front counts them: candidates and references together. */
+export function inputsOf(body: ComputeBody): number {
+  return (body.texts?.length ?? 0) + (body.candidates?.length ?? 0) + (body.references ?? []).reduce((n, r) => n + (Array.isArray(r) ? r.length : 1), 0);
+}
+
+/** How a host says no to a request over its limit. */
+export type Refusal = (res: ServerResponse, inputs: number, max: number) => void;
+
+/** The front's answer: a 400 problem details that names the limit. */
+export const frontRefusal: Refusal = (res, inputs, max) =>
+  json(res, 400, {
+    type: "https://httpstatuses.io/400",
+    title: "Bad Request",
+    status: 400,
+    detail: `The request holds ${inputs} texts; at most ${max} are allowed per request (GPU_MAX_BATCH_SIZE).`,
+    code: "invalid_input",
+  }, { "Content-Type": "application/problem+json" });
+
+/** A 400 that gives only a code, no limit. */
+export const codeRefusal: Refusal = (res) => json(res, 400, { detail: "Request rejected.", code: "too_many_inputs" });
+
+/** FastAPI's validation error for a list over pydantic's max_length: a 422 with a list of messages. */
+export const fastApiRefusal: Refusal = (res, inputs, max) =>
+  json(res, 422, { detail: [{ type: "too_long", loc: ["body", "texts"], msg: `List should have at most ${max} items after validation, not ${inputs}`, input: [] }] });
+
+/** A seed behind a proxy: 413 with a body that is not JSON. */
+export const seedRefusal: Refusal = (res) => {
+  res.writeHead(413, { "Content-Type": "text/html" });
+  res.end("<html><body><h1>413 Request Entity Too Large</h1></body></html>");
+};
+
+/**
+ * A GPU service that refuses a compute request over `maxInputs` inputs in the given way, and otherwise answers with
+ * vectorOf / scoreOf, so that results can be checked against each text and pair. A /bertscore body whose lists do
+ * not pair up is refused.
+ */
+export function cappedService(name: string, maxInputs: number, refuse: Refusal): Handler {
+  const plain = gpuService(name);
+  return (req, res) => {
+    if (req.path !== "/embed" && req.path !== "/bertscore") return plain(req, res);
+    const body = req.body as ComputeBody;
+    const inputs = inputsOf(body);
+    if (inputs > maxInputs) return refuse(res, inputs, maxInputs);
+    if (req.path === "/embed") {
+      return json(res, 200, { embeddings: body.texts!.map(vectorOf), model: "all-MiniLM-L6-v2", dimensions: 2 });
+    }
+    const { candidates = [], references = [] } = body;
+    if (candidates.length !== references.length) return json(res, 400, { detail: "candidates and references differ in length" });
+    const scores = candidates.map((c, i) => scoreOf(c, references[i]));
+    return json(res, 200, { precision: scores, recall: scores, f1: scores, model: "m", num_layers: 4, hash: "h" });
+  };
+}

@@ -27,8 +27,8 @@ export interface RunningFront {
   stop(): Promise<void>;
 }
 
-/** Starts the front (co-hosting its silo, CPU, MiniLM for both tools) and waits for /health. */
-export async function startFront(apiKey?: string): Promise<RunningFront> {
+/** Starts the front (co-hosting its silo, CPU, MiniLM for both tools) with any extra settings, and waits for /health. */
+export async function startFront(apiKey?: string, settings: Record<string, string> = {}): Promise<RunningFront> {
   if (!frontDll) throw new Error("Api.Front is not built: run `dotnet build` at the repository root first.");
   const port = await freePort();
   const silo = await freePort();
@@ -45,6 +45,7 @@ export async function startFront(apiKey?: string): Promise<RunningFront> {
       MODEL_BERTSCORE: "all-MiniLM-L6-v2",
       ...(apiKey ? { API_KEY: apiKey } : {}),
       Logging__LogLevel__Default: "Warning",
+      ...settings,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -116,6 +116,19 @@ describe.skipIf(!ready)(`in a real OpenClaw gateway${ready ? "" : ` (skipped: ${
     const cosine = vectors[0].reduce((s, v, d) => s + v * vectors[1][d], 0);
     expect(cosine).toBeCloseTo(0.666, 2); // the published sentence-transformers similarity
 
+    // 500 texts in one tool call: more than the 100 the plugin once capped a call at. The front takes them whole or
+    // refuses them for size and the plugin splits them; either way every vector is sentence-transformers', in order.
+    const oracle = JSON.parse(readFileSync(resolve(pluginDir, "..", "..", "shared", "oracles", "embed-public.json"), "utf8"));
+    const many = Array.from({ length: 500 }, (_, i) => oracle.texts[i % oracle.texts.length] as string);
+    const big = await invoke("gpu_embed", { texts: many });
+    expect(big.body.ok).toBe(true);
+    expect(big.body.result?.content[0].text).toContain("Embedded 500 text(s)");
+    const bigVectors = (big.body.result?.details.embeddings as { embeddings: number[][] }).embeddings;
+    expect(bigVectors).toHaveLength(500);
+    let worst = 0;
+    bigVectors.forEach((row, i) => row.forEach((v, d) => (worst = Math.max(worst, Math.abs(v - oracle.embeddings[i % oracle.texts.length][d])))));
+    expect(worst).toBeLessThanOrEqual(1e-5);
+
     const score = await invoke("gpu_bertscore", { candidates: ["The cat sat on the mat."], references: ["The cat sat on the mat."], model_type: "all-MiniLM-L6-v2" });
     expect(score.body.ok).toBe(true);
     expect((score.body.result?.details.bertscore as { f1: number[] }).f1[0]).toBeCloseTo(1, 5);

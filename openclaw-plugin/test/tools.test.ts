@@ -170,11 +170,25 @@ describe("tools against fake GPU hosts (node:http servers standing in for GPU ma
     });
   });
 
+  it("by default sends what the front takes by default as one request: 2,048 texts, and texts of any length", async () => {
+    const a = await host(gpuService("a"));
+    const { tool } = registerWith({ hosts: [{ name: "a", url: a.url }] });
+    const many = Array.from({ length: 2048 }, (_, i) => `text ${i}`);
+    many[7] = "long ".repeat(20_000);
+    const result = await tool("gpu_embed").execute("1", { texts: many });
+    expect(result.isError).toBeUndefined();
+    expect((result.details.embeddings as { embeddings: number[][] }).embeddings).toHaveLength(2048);
+    const sent = a.received.filter((r) => r.path === "/embed");
+    expect(sent).toHaveLength(1);
+    expect((sent[0].body as { texts: string[] }).texts).toEqual(many);
+  });
+
   it("checks arguments before calling a host", async () => {
     const a = await host(gpuService("a"));
-    const { tool } = registerWith({ hosts: [{ name: "a", url: a.url }], limits: { maxBatchSize: 2 } });
+    const { tool } = registerWith({ hosts: [{ name: "a", url: a.url }], limits: { maxBatchSize: 2, maxTextLength: 5 } });
     expect((await tool("gpu_embed").execute("1", { texts: [] })).content[0].text).toContain("non-empty array");
-    expect((await tool("gpu_embed").execute("2", { texts: ["a", "b", "c"] })).content[0].text).toContain("at most 2");
+    expect((await tool("gpu_embed").execute("2", { texts: ["a", "b", "c"] })).content[0].text).toContain("at most 2 per call (limits.maxBatchSize)");
+    expect((await tool("gpu_embed").execute("4", { texts: ["a", "longer"] })).content[0].text).toContain("'texts[1]' is longer than 5 characters (limits.maxTextLength)");
     expect((await tool("gpu_bertscore").execute("3", { candidates: ["a", "b"], references: ["x"] })).content[0].text).toContain("pair up");
     expect(a.received).toHaveLength(0);
   });

@@ -43,7 +43,7 @@ public sealed class BertScoreOracleTests(MiniLmFixture minilm)
         }
     }
 
-    private static BertScoreRequest RequestFor(string run)
+    internal static BertScoreRequest RequestFor(string run)
     {
         var oracle = Oracles.BertScore;
         var request = new BertScoreRequest
@@ -82,7 +82,7 @@ public sealed class BertScoreOracleTests(MiniLmFixture minilm)
         return Baseline.Parse(reader, layer, Oracles.BaselineFile);
     }
 
-    private static void AssertClose(float[] expected, float[] actual, string metric)
+    internal static void AssertClose(float[] expected, float[] actual, string metric)
     {
         Assert.Equal(expected.Length, actual.Length);
         var worst = 0f;

@@ -1,0 +1,88 @@
+using System.Text.Json.Serialization;
+
+namespace OrleansGpu.Api.Contracts;
+
+/// <summary><c>GET /health</c>: the seed's <c>{status, device}</c>, with the number of hosts and whether any is ready.</summary>
+public sealed record HealthResponse(string Status, string Device, int Hosts, bool Ready);
+
+/// <summary><c>GET /info</c>: the seed's fields (of the first host), every host's, and the version.</summary>
+public sealed record InfoResponse(
+    string Device,
+    string? DeviceName,
+    long? VramTotalMb,
+    long? VramUsedMb,
+    string? CudaVersion,
+    IReadOnlyList<string> LoadedModels,
+    string? Version,
+    IReadOnlyList<HostInfoResponse> Hosts);
+
+public sealed record HostInfoResponse(
+    string Name,
+    string Device,
+    string DeviceName,
+    long? VramTotalMb,
+    long? VramUsedMb,
+    string? CudaVersion,
+    IReadOnlyList<string> LoadedModels,
+    IReadOnlyList<LoadedModelResponse> Models,
+    string Version);
+
+public sealed record LoadedModelResponse(string Name, string Provider, bool Embedding, bool Bertscore, int? Dimensions, int? Layers);
+
+/// <summary><c>GET /status</c>: the seed's queue and jobs over all hosts, the routing strategy, and each host's own.</summary>
+public sealed record StatusResponse(QueueResponse Queue, IReadOnlyList<JobResponse> ActiveJobs, string Routing, IReadOnlyList<HostStatusResponse> Hosts);
+
+public sealed record QueueResponse(int MaxConcurrent, int InFlight, int AvailableSlots, int WaitingEstimate);
+
+/// <summary>A job: an embed or bertscore request, or (type <c>download</c>) a model download, with its bytes done of its bytes total.</summary>
+public sealed record JobResponse(
+    string Id, string Type, DateTimeOffset? StartedAt, int Items, string Model, double Progress, string State, string Host,
+    long? BytesDone = null, long? BytesTotal = null);
+
+public sealed record HostStatusResponse(string Name, int MaxConcurrent, int InFlight, int AvailableSlots, int Waiting, IReadOnlyList<JobResponse> ActiveJobs);
+
+/// <summary><c>POST /embed</c>: one vector per text, in order.</summary>
+public sealed record EmbedResponse(IReadOnlyList<float[]> Embeddings, string Model, int Dimensions);
+
+/// <summary>
+/// <c>POST /bertscore</c>: one score per candidate. A score bert_score leaves undefined (a text of special tokens
+/// only) is null.
+/// </summary>
+public sealed record BertScoreResponse(IReadOnlyList<float?> Precision, IReadOnlyList<float?> Recall, IReadOnlyList<float?> F1, string Model, int NumLayers, string Hash);
+
+/// <summary>OpenAI's embeddings list.</summary>
+public sealed record OpenAiEmbeddingsResponse(IReadOnlyList<OpenAiEmbedding> Data, string Model, OpenAiUsage Usage)
+{
+    [JsonPropertyOrder(-1)]
+    public string Object => "list";
+}
+
+public sealed record OpenAiEmbedding(int Index, EmbeddingVector Embedding)
+{
+    [JsonPropertyOrder(-1)]
+    public string Object => "embedding";
+}
+
+/// <summary>Tokens the model read: its own tokenizer's count, special tokens included, after truncation at its window.</summary>
+public sealed record OpenAiUsage(long PromptTokens, long TotalTokens);
+
+/// <summary>OpenAI's <c>GET /v1/models</c>.</summary>
+public sealed record OpenAiModelList(IReadOnlyList<OpenAiModel> Data)
+{
+    [JsonPropertyOrder(-1)]
+    public string Object => "list";
+}
+
+public sealed record OpenAiModel(string Id, long Created, string OwnedBy)
+{
+    [JsonPropertyOrder(-1)]
+    public string Object => "model";
+}
+
+/// <summary>The error body of the seed routes: RFC 9457 problem details, the message in <c>detail</c> (as the seed's <c>{"detail": ...}</c>), and a stable <c>code</c>.</summary>
+public sealed record ProblemResponse(string Type, string Title, int Status, string Detail, string Code);
+
+/// <summary>The error body of <c>/v1</c> routes, as OpenAI writes it.</summary>
+public sealed record OpenAiErrorResponse(OpenAiError Error);
+
+public sealed record OpenAiError(string Message, string Type, string? Param, string Code);

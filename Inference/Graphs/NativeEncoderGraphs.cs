@@ -1,0 +1,340 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Google.Protobuf;
+using Onnx;
+using OrleansGpu.Inference.Checkpoints;
+using OrleansGpu.Inference.Graphs.Families;
+
+namespace OrleansGpu.Inference.Graphs;
+
+/// <summary>Which operators a native graph is written with.</summary>
+public enum GraphVariant
+{
+    /// <summary>Standard ONNX operators only (opset 17): the reference, and the fallback.</summary>
+    Plain,
+
+    /// <summary>ONNX Runtime's fused <c>com.microsoft</c> kernels (Attention, MultiHeadAttention, SkipLayerNormalization, BiasGelu).</summary>
+    Fused,
+}
+
+/// <summary>How a native graph is built.</summary>
+public sealed record NativeGraphOptions
+{
+    public GraphVariant Variant { get; init; } = NativeEncoderGraphs.DefaultVariant;
+
+    /// <summary>
+    /// Also output every hidden state up to the one asked for, as <c>hidden_states.K</c> (K = 0 is the embedding
+    /// output), after the main output. For checking a graph layer by layer.
+    /// </summary>
+    public bool ExposeAllLayers { get; init; }
+}
+
+/// <summary>A built graph: the <c>.onnx</c> file, with its weights file beside it.</summary>
+/// <param name="OnnxPath">Open a session from this path; ONNX Runtime reads the external weights from its folder.</param>
+/// <param name="Built">Whether this call built it (false: it came from the cache).</param>
+public sealed record NativeGraph(string OnnxPath, bool Built)
+{
+    /// <summary>The folder of the graph and its weights: where ONNX Runtime must look for external data when the graph is opened from bytes.</summary>
+    public string Folder => Path.GetDirectoryName(OnnxPath)!;
+
+    /// <summary>The graph without its weights (small), for appending to it (pooling) before opening it from bytes with <see cref="Folder"/>.</summary>
+    public ModelProto LoadModel() => ModelProto.Parser.ParseFrom(File.ReadAllBytes(OnnxPath));
+}
+
+/// <summary>
+/// Builds an encoder's ONNX graph from its <c>config.json</c> and its weights (<see cref="ICheckpoint"/>, base-model
+/// names), for BERT, RoBERTa / XLM-RoBERTa / CamemBERT, DistilBERT, DeBERTa v1, DeBERTa v2/v3 and MPNet, with the
+/// forward pass of transformers 4.30 in float32. Inputs <c>input_ids</c> and <c>attention_mask</c> (int64,
+/// <c>[batch, sequence]</c>, right-padded); output <see cref="OutputName"/>, the hidden states
+/// <c>[batch, sequence, hidden]</c> of the layer asked for (0 = embedding output), and only the layers up to it are
+/// built. Weights are written beside the graph in the layout it uses, never into the protobuf; built graphs are cached.
+/// </summary>
+public static class NativeEncoderGraphs
+{
+    /// <summary>Bump whenever a graph built from the same inputs would change: it keys the cache.</summary>
+    public const string BuilderVersion = "1";
+
+    public const string OutputName = "last_hidden_state";
+
+    public const string ModelFileName = "model.onnx";
+
+    public const string WeightsFileName = "model.onnx.data";
+
+    /// <summary>Written last, before the folder is renamed into place: a folder without it (or with files of other sizes) is not used.</summary>
+    public const string ManifestFileName = "build.json";
+
+    private const string BuildingPrefix = ".building-";
+
+    private static readonly ConcurrentDictionary<string, Lock> KeyLocks = new(StringComparer.Ordinal);
+
+    /// <summary>The variant used when none is asked for: fused, whose results equal the plain graph's within the oracles' 1e-5.</summary>
+    public static GraphVariant DefaultVariant => GraphVariant.Fused;
+
+    /// <summary>Returns the cached graph for these inputs, building it first when there is none; see <see cref="GetOrBuildGraph"/>.</summary>
+    public static string GetOrBuild(
+        string modelDirectory, ICheckpoint checkpoint, ModelArchitectureConfig config, int? layers, string cacheDirectory, NativeGraphOptions? options = null) =>
+        GetOrBuildGraph(modelDirectory, checkpoint, config, layers, cacheDirectory, options).OnnxPath;
+
+    /// <summary>
+    /// The graph for these inputs from <paramref name="cacheDirectory"/>, built there first if it is not yet: in a
+    /// folder named by a hash of the weight files in <paramref name="modelDirectory"/> (path, size, modification
+    /// time), the checkpoint's tensor list, the config, the layer count, the options and <see cref="BuilderVersion"/>.
+    /// The folder is written under a temporary name and renamed when complete, so a crash never leaves a folder that
+    /// would be used.
+    /// </summary>
+    /// <param name="layers">The hidden state to output (0 = embeddings); null for the last layer.</param>
+    public static NativeGraph GetOrBuildGraph(
+        string modelDirectory, ICheckpoint checkpoint, ModelArchitectureConfig config, int? layers, string cacheDirectory, NativeGraphOptions? options = null)
+    {
+        options ??= new NativeGraphOptions();
+        var layer = ResolveLayers(config, layers);
+        var key = CacheKey(modelDirectory, checkpoint, config, layer, options);
+        Directory.CreateDirectory(cacheDirectory);
+        var final = Path.Combine(cacheDirectory, key);
+        var onnx = Path.Combine(final, ModelFileName);
+        if (IsComplete(final))
+        {
+            return new NativeGraph(onnx, Built: false);
+        }
+
+        lock (KeyLocks.GetOrAdd(key, _ => new Lock()))
+        {
+            if (IsComplete(final))
+            {
+                return new NativeGraph(onnx, Built: false);
+            }
+
+            RemoveLeftovers(cacheDirectory, key, final);
+            var temporary = Path.Combine(cacheDirectory, $"{BuildingPrefix}{key}-{Guid.NewGuid():N}");
+            try
+            {
+                Build(checkpoint, config, layer, temporary, options);
+                Directory.Move(temporary, final);
+            }
+            catch (IOException) when (IsComplete(final))
+            {
+                // Another process built the same graph and renamed it first; theirs is as good.
+                TryDelete(temporary);
+                return new NativeGraph(onnx, Built: false);
+            }
+            catch
+            {
+                TryDelete(temporary);
+                throw;
+            }
+
+            return new NativeGraph(onnx, Built: true);
+        }
+    }
+
+    /// <summary>
+    /// Builds the graph into <paramref name="outputDirectory"/> (created; it must not hold a graph already) and
+    /// returns the <c>.onnx</c> path. No cache: <see cref="GetOrBuildGraph"/> is the one to call when serving.
+    /// </summary>
+    public static string Build(ICheckpoint checkpoint, ModelArchitectureConfig config, int? layers, string outputDirectory, NativeGraphOptions? options = null)
+    {
+        options ??= new NativeGraphOptions();
+        var layer = ResolveLayers(config, layers);
+        Directory.CreateDirectory(outputDirectory);
+        var model = new ModelProto
+        {
+            IrVersion = 8,
+            ProducerName = "OrleansGpu.NativeEncoderGraphs",
+            ProducerVersion = BuilderVersion,
+            OpsetImport =
+            {
+                new OperatorSetIdProto { Domain = "", Version = 17 },
+                new OperatorSetIdProto { Domain = OnnxGraphWriter.MicrosoftDomain, Version = 1 },
+            },
+            Graph = new GraphProto { Name = $"{config.ModelType}_layer_{layer}_{options.Variant.ToString().ToLowerInvariant()}" },
+        };
+
+        var graph = model.Graph;
+        graph.Input.Add(OnnxGraphWriter.Tensor(EncoderGraph.InputIds, TensorProto.Types.DataType.Int64, "batch", "sequence"));
+        graph.Input.Add(OnnxGraphWriter.Tensor(EncoderGraph.AttentionMask, TensorProto.Types.DataType.Int64, "batch", "sequence"));
+
+        using (var weights = new ExternalWeightsFile(outputDirectory, WeightsFileName))
+        {
+            var writer = new OnnxGraphWriter(graph, weights);
+            var encoder = new EncoderGraph(writer, checkpoint, config, options.Variant);
+            var family = EncoderFamily.For(encoder);
+
+            writer.Scope = "embeddings";
+            var states = new List<string> { family.Embeddings() };
+            for (var i = 0; i < layer; i++)
+            {
+                writer.Scope = $"layer.{i}";
+                states.Add(family.Layer(i, states[^1]));
+            }
+
+            writer.Scope = "";
+            AddOutput(graph, states[^1], OutputName, config.HiddenSize);
+            if (options.ExposeAllLayers)
+            {
+                for (var k = 0; k < states.Count; k++)
+                {
+                    AddOutput(graph, states[k], $"hidden_states.{k}", config.HiddenSize);
+                }
+            }
+
+            weights.Flush();
+        }
+
+        var onnx = Path.Combine(outputDirectory, ModelFileName);
+        using (var stream = new FileStream(onnx, FileMode.CreateNew, FileAccess.Write))
+        {
+            model.WriteTo(stream);
+            stream.Flush(flushToDisk: true);
+        }
+
+        WriteManifest(outputDirectory, config, layer, options);
+        return onnx;
+    }
+
+    /// <summary>The cache folder's name for these inputs (a SHA-256, hex).</summary>
+    public static string CacheKey(string modelDirectory, ICheckpoint checkpoint, ModelArchitectureConfig config, int layers, NativeGraphOptions options)
+    {
+        var text = new StringBuilder();
+        text.Append(CultureInfo.InvariantCulture, $"builder {BuilderVersion}\nconfig {config.ModelType} {config.Fingerprint}\nlayers {layers}\n");
+        text.Append(CultureInfo.InvariantCulture, $"variant {options.Variant}\nall layers {options.ExposeAllLayers}\n");
+        foreach (var file in WeightFiles(modelDirectory))
+        {
+            text.Append(CultureInfo.InvariantCulture, $"file {file.Path} {file.Length} {file.Modified.Ticks}\n");
+        }
+
+        text.Append(CultureInfo.InvariantCulture, $"checkpoint {checkpoint.GetType().FullName}\n");
+        foreach (var name in checkpoint.Names.Order(StringComparer.Ordinal))
+        {
+            text.Append(checkpoint.Info(name)).Append('\n');
+        }
+
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
+    }
+
+    private static int ResolveLayers(ModelArchitectureConfig config, int? layers)
+    {
+        var layer = layers ?? config.NumHiddenLayers;
+        if (layer < 0 || layer > config.NumHiddenLayers)
+        {
+            throw new ArgumentOutOfRangeException(
+                nameof(layers),
+                layer,
+                $"This {config.ModelType} model has {config.NumHiddenLayers} layers: ask for a hidden state from 0 (the embedding output) to {config.NumHiddenLayers}.");
+        }
+
+        return layer;
+    }
+
+    private static void AddOutput(GraphProto graph, string tensor, string name, int hidden)
+    {
+        graph.Node.Add(new NodeProto { OpType = "Identity", Name = name, Input = { tensor }, Output = { name } });
+        graph.Output.Add(OnnxGraphWriter.Tensor(name, TensorProto.Types.DataType.Float, "batch", "sequence", hidden));
+    }
+
+    /// <summary>The files a checkpoint may be read from: safetensors, PyTorch pickles and their shard indexes; links resolved (the HF cache's snapshots link to blobs).</summary>
+    private static IEnumerable<(string Path, long Length, DateTime Modified)> WeightFiles(string modelDirectory)
+    {
+        if (!Directory.Exists(modelDirectory))
+        {
+            yield break;
+        }
+
+        string[] patterns = ["*.safetensors", "*.bin", "*.pt", "*.pth", "*.index.json"];
+        foreach (var path in patterns.SelectMany(p => Directory.EnumerateFiles(modelDirectory, p)).Distinct().Order(StringComparer.Ordinal))
+        {
+            var info = new FileInfo(path);
+            var target = info.LinkTarget is null ? info : info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info;
+            yield return (Path.GetFullPath(path), target.Length, target.LastWriteTimeUtc);
+        }
+    }
+
+    private static void WriteManifest(string directory, ModelArchitectureConfig config, int layers, NativeGraphOptions options)
+    {
+        var manifest = new Manifest(
+            BuilderVersion,
+            config.ModelType,
+            layers,
+            options.Variant.ToString().ToLowerInvariant(),
+            options.ExposeAllLayers,
+            new FileInfo(Path.Combine(directory, ModelFileName)).Length,
+            new FileInfo(Path.Combine(directory, WeightsFileName)).Length,
+            DateTimeOffset.UtcNow);
+        using var stream = new FileStream(Path.Combine(directory, ManifestFileName), FileMode.CreateNew, FileAccess.Write);
+        JsonSerializer.Serialize(stream, manifest, ManifestJson);
+        stream.Flush(flushToDisk: true);
+    }
+
+    /// <summary>Whether <paramref name="directory"/> holds a finished build: a manifest that reads, and both files at the sizes it records.</summary>
+    private static bool IsComplete(string directory)
+    {
+        try
+        {
+            var manifestPath = Path.Combine(directory, ManifestFileName);
+            if (!File.Exists(manifestPath))
+            {
+                return false;
+            }
+
+            var manifest = JsonSerializer.Deserialize<Manifest>(File.ReadAllBytes(manifestPath), ManifestJson);
+            var onnx = new FileInfo(Path.Combine(directory, ModelFileName));
+            var weights = new FileInfo(Path.Combine(directory, WeightsFileName));
+            return manifest is not null && manifest.BuilderVersion == BuilderVersion
+                && onnx.Exists && onnx.Length == manifest.OnnxBytes
+                && weights.Exists && weights.Length == manifest.WeightBytes;
+        }
+        catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Removes what a failed or crashed build of this key left: the final folder if it is incomplete, and temporary
+    /// folders old enough that no build can still be writing them.
+    /// </summary>
+    private static void RemoveLeftovers(string cacheDirectory, string key, string final)
+    {
+        if (Directory.Exists(final))
+        {
+            TryDelete(final);
+        }
+
+        foreach (var stale in Directory.EnumerateDirectories(cacheDirectory, $"{BuildingPrefix}{key}-*"))
+        {
+            if (DateTime.UtcNow - Directory.GetLastWriteTimeUtc(stale) > TimeSpan.FromHours(6))
+            {
+                TryDelete(stale);
+            }
+        }
+    }
+
+    private static void TryDelete(string directory)
+    {
+        try
+        {
+            if (Directory.Exists(directory))
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Left for the next build of this key to remove.
+        }
+    }
+
+    private static readonly JsonSerializerOptions ManifestJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
+
+    private sealed record Manifest(
+        string BuilderVersion,
+        string ModelType,
+        int Layers,
+        string Variant,
+        bool ExposeAllLayers,
+        long OnnxBytes,
+        long WeightBytes,
+        DateTimeOffset BuiltAt);
+}
