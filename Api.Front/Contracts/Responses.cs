@@ -34,7 +34,10 @@ public sealed record StatusResponse(QueueResponse Queue, IReadOnlyList<JobRespon
 
 public sealed record QueueResponse(int MaxConcurrent, int InFlight, int AvailableSlots, int WaitingEstimate);
 
-public sealed record JobResponse(string Id, string Type, DateTimeOffset? StartedAt, int Items, string Model, double Progress, string State, string Host);
+/// <summary>A job: an embed or bertscore request, or (type <c>download</c>) a model download, with its bytes done of its bytes total.</summary>
+public sealed record JobResponse(
+    string Id, string Type, DateTimeOffset? StartedAt, int Items, string Model, double Progress, string State, string Host,
+    long? BytesDone = null, long? BytesTotal = null);
 
 public sealed record HostStatusResponse(string Name, int MaxConcurrent, int InFlight, int AvailableSlots, int Waiting, IReadOnlyList<JobResponse> ActiveJobs);
 

@@ -76,13 +76,14 @@ public static class SeedEndpoints
                 s.Host, s.MaxConcurrent, s.InFlight, Math.Max(0, s.MaxConcurrent - s.InFlight), s.Waiting, [.. s.Jobs.Select(j => Job(j, s.Host))]))]));
     }
 
-    private static JobResponse Job(JobStatus j, string host) => new(j.Id, j.Type, j.StartedAt, j.Items, j.Model, j.Progress, j.State, host);
+    private static JobResponse Job(JobStatus j, string host) =>
+        new(j.Id, j.Type, j.StartedAt, j.Items, j.Model, j.Progress, j.State, host, j.BytesDone, j.BytesTotal);
 
     private static async Task<Ok<EmbedResponse>> EmbedAsync(EmbedRequest request, HostRouter router, IOptions<FrontDefaults> defaults, HttpContext context)
     {
         var texts = (IReadOnlyList<string>)request.Texts!;
         var model = request.Model ?? defaults.Value.EmbedModel;
-        var work = new EmbedWork(model, texts, request.Normalize ?? true, request.Truncate ?? true);
+        var work = new EmbedWork(model, texts, request.Normalize, request.Truncate ?? true);
         var batch = await router.ExecuteAsync(WorkSize.Tokens(texts), (host, ct) => host.EmbedAsync(work, ct), context.RequestAborted);
 
         context.Response.Headers["X-Gpu-Host"] = batch.Host;
