@@ -21,11 +21,12 @@ public sealed record RequestPart(
     [property: Id(2)] int Count,
     [property: Id(3)] int RequestItems);
 
+/// <param name="Normalize">L2-normalise: true or false as asked; null as the model's own modules say (sentence-transformers' Normalize).</param>
 [GenerateSerializer, Immutable, Alias("OrleansGpu.EmbedWork")]
 public sealed record EmbedWork(
     [property: Id(0)] string Model,
     [property: Id(1)] IReadOnlyList<string> Texts,
-    [property: Id(2)] bool Normalize = true,
+    [property: Id(2)] bool? Normalize = null,
     [property: Id(3)] bool Truncate = true,
     [property: Id(4)] RequestPart? Part = null);
 
@@ -145,6 +146,7 @@ public sealed record HostStatus(
     [property: Id(3)] int Waiting,
     [property: Id(4)] IReadOnlyList<JobStatus> Jobs);
 
+/// <summary>A job of a host: an embed or bertscore request, or (type <c>download</c>, state <c>downloading</c>) a model download with its bytes.</summary>
 [GenerateSerializer, Immutable, Alias("OrleansGpu.JobStatus")]
 public sealed record JobStatus(
     [property: Id(0)] string Id,
@@ -154,7 +156,9 @@ public sealed record JobStatus(
     [property: Id(4)] string Model,
     [property: Id(5)] double Progress,
     [property: Id(6)] string State,
-    [property: Id(7)] RequestPart? Part = null);
+    [property: Id(7)] long? BytesDone = null,
+    [property: Id(8)] long? BytesTotal = null,
+    [property: Id(9)] RequestPart? Part = null);
 
 [GenerateSerializer, Immutable, Alias("OrleansGpu.WarmRequest")]
 public sealed record WarmRequest([property: Id(0)] string Model, [property: Id(1)] ModelUse Use);

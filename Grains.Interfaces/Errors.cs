@@ -42,4 +42,19 @@ public static class ErrorCodes
     public const string InvalidInput = "invalid_input";
     public const string InputTooLong = "input_too_long";
     public const string BaselineNotFound = "baseline_not_found";
+
+    /// <summary>The model exists but this build cannot run it (no ONNX export and no native build, or modules it does not apply).</summary>
+    public const string ModelUnsupported = "model_unsupported";
+
+    /// <summary>Not on the host, and the operator's allow list (MODEL_ALLOW) does not let requests download it.</summary>
+    public const string ModelNotAllowed = "model_not_allowed";
+
+    /// <summary>The hub refused the download: gated or private, without a token that may read it.</summary>
+    public const string ModelGated = "model_gated";
+
+    /// <summary>The hub cannot be reached to download the model.</summary>
+    public const string HubUnreachable = "hub_unreachable";
+
+    /// <summary>The download arrived different from what the hub announced (sha256, size) and was thrown away.</summary>
+    public const string ModelDownloadFailed = "model_download_failed";
 }

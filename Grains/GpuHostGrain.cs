@@ -1,18 +1,22 @@
 using System.Reflection;
 using Orleans.Concurrency;
 using OrleansGpu.Grains.Placement;
+using OrleansGpu.Inference.Models;
 using OrleansGpu.Inference.Onnx;
 
 namespace OrleansGpu.Grains;
 
 /// <summary>
-/// The GPU host of one silo. Thin: it admits work through the silo's job table (at most GPU_MAX_CONCURRENT at once,
-/// a bounded queue behind), hands it to the model grain of the same host, and reports load, status and device.
+/// The GPU host of one silo. Thin: it finds the requested model (no grain is activated for a name that resolves to
+/// nothing) and has its model grain ready it (load, download first if need be) before the job takes a slot, so a
+/// download holds none; then it admits the work through the silo's job table (at most GPU_MAX_CONCURRENT at once, a
+/// bounded queue behind), hands it to the model grain, and reports load, status (downloads included) and device.
 /// Reentrant, so that status and load answer while jobs run.
 /// </summary>
 [Reentrant]
 [SiloKeyedPlacement]
-public sealed class GpuHostGrain(HostJobs jobs, HostModels models, HostHardware hardware, EncoderOptions encoderOptions, IGrainFactory grains)
+public sealed class GpuHostGrain(
+    HostJobs jobs, HostModels models, ModelSources sources, HostHardware hardware, EncoderOptions encoderOptions, IGrainFactory grains)
     : Grain, IGpuHostGrain
 {
     private static readonly string Version =
@@ -22,28 +26,33 @@ public sealed class GpuHostGrain(HostJobs jobs, HostModels models, HostHardware 
 
     public async Task<EmbeddingBatch> EmbedAsync(EmbedWork work, CancellationToken cancellationToken)
     {
+        var model = await ReadyAsync(work.Model, ModelUse.Embedding, cancellationToken);
         using var lease = await jobs.AdmitAsync("embed", work.Model, work.Texts.Count, WorkSize.Tokens(work.Texts), work.Part, cancellationToken);
-        return await Model(work.Model).EmbedAsync(work, lease.JobId, cancellationToken);
+        return await model.EmbedAsync(work, lease.JobId, cancellationToken);
     }
 
     public async Task<BertScoreScores> BertScoreAsync(BertScoreWork work, CancellationToken cancellationToken)
     {
         var tokens = WorkSize.Tokens(work.Candidates) + work.References.Sum(WorkSize.Tokens);
+        var model = await ReadyAsync(work.Model, ModelUse.BertScore, cancellationToken);
         using var lease = await jobs.AdmitAsync("bertscore", work.Model, work.Candidates.Count, tokens, work.Part, cancellationToken);
-        return await Model(work.Model).BertScoreAsync(work, lease.JobId, cancellationToken);
+        return await model.BertScoreAsync(work, lease.JobId, cancellationToken);
     }
 
-    public Task<IdfTable> BertScoreIdfAsync(IdfWork work, CancellationToken cancellationToken) =>
-        Model(work.Model).BertScoreIdfAsync(work, cancellationToken);
+    public async Task<IdfTable> BertScoreIdfAsync(IdfWork work, CancellationToken cancellationToken)
+    {
+        var model = await ReadyAsync(work.Model, ModelUse.BertScore, cancellationToken);
+        return await model.BertScoreIdfAsync(work, cancellationToken);
+    }
 
     public Task<HostLoad> GetLoadAsync() => Task.FromResult(jobs.Load(hardware.Snapshot.Expected(encoderOptions.Device)));
 
     public async Task<HostInfo> GetInfoAsync()
     {
         var loaded = new List<ModelDescription>();
-        foreach (var name in models.Asked)
+        foreach (var name in models.Loaded)
         {
-            if (await Model(name).DescribeAsync() is { } description)
+            if (await grains.GetGrain<IModelGrain>(Key(name)).DescribeAsync() is { } description)
             {
                 loaded.Add(description);
             }
@@ -57,7 +66,21 @@ public sealed class GpuHostGrain(HostJobs jobs, HostModels models, HostHardware 
         return new HostInfo(Host, device, deviceName, total, used, cuda, loaded, Version);
     }
 
-    public Task<HostStatus> GetStatusAsync() => Task.FromResult(jobs.Status());
+    public Task<HostStatus> GetStatusAsync()
+    {
+        var status = jobs.Status();
+        var downloads = sources.Downloads;
+        if (downloads.Count == 0)
+        {
+            return Task.FromResult(status);
+        }
+
+        // Downloads show as jobs of their own, with bytes done of bytes total.
+        var shown = downloads.Select(d => new JobStatus(
+            d.Id, "download", d.StartedAt, d.Files, d.Model,
+            d.BytesTotal == 0 ? 0 : Math.Round((double)d.BytesDone / d.BytesTotal, 4), "downloading", d.BytesDone, d.BytesTotal));
+        return Task.FromResult(status with { Jobs = [.. status.Jobs, .. shown] });
+    }
 
     public async Task<IReadOnlyList<ModelProblem>> WarmAsync(IReadOnlyList<WarmRequest> models)
     {
@@ -66,7 +89,7 @@ public sealed class GpuHostGrain(HostJobs jobs, HostModels models, HostHardware 
         {
             try
             {
-                await Model(request.Model).LoadAsync(request.Use);
+                await ReadyAsync(request.Model, request.Use, CancellationToken.None);
             }
             catch (Exception ex)
             {
@@ -77,5 +100,13 @@ public sealed class GpuHostGrain(HostJobs jobs, HostModels models, HostHardware 
         return problems;
     }
 
-    private IModelGrain Model(string name) => grains.GetGrain<IModelGrain>($"{Host}/{models.Canonical(name)}");
+    /// <summary>The model grain of the requested model, loaded for <paramref name="use"/> (downloaded first when it must be).</summary>
+    private async Task<IModelGrain> ReadyAsync(string requested, ModelUse use, CancellationToken cancellationToken)
+    {
+        var grain = grains.GetGrain<IModelGrain>(Key(await models.CanonicalAsync(requested, cancellationToken)));
+        await grain.LoadAsync(use);
+        return grain;
+    }
+
+    private string Key(string canonical) => $"{Host}/{canonical}";
 }

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using OrleansGpu.Grains.Hosting;
+using OrleansGpu.Inference.Models;
 using OrleansGpu.Inference.Onnx;
 
 namespace OrleansGpu.Grains;
@@ -90,11 +91,29 @@ public sealed class GpuHostOptions
     /// <summary>The program the hardware probe runs; tests point it at a script.</summary>
     internal string NvidiaSmi { get; set; } = "nvidia-smi";
 
+    /// <summary>
+    /// Where models come from beyond the models folder: the Hugging Face cache and hub, and which models requests may
+    /// download. Read from Hugging Face's own variables (<c>HF_ENDPOINT</c>, <c>HF_TOKEN</c>, <c>HF_HUB_CACHE</c>,
+    /// <c>HF_HOME</c>, <c>HF_HUB_OFFLINE</c>) with their meaning in huggingface_hub, and <c>MODEL_ALLOW</c>.
+    /// </summary>
+    public ModelSourceOptions Sources { get; set; } = new();
+
+    /// <summary>The model sources as the host uses them: the default models are always allowed to download.</summary>
+    public ModelSourceOptions EffectiveSources =>
+        Sources with { DefaultModels = [.. Sources.DefaultModels, DefaultEmbedModel, DefaultBertScoreModel] };
+
+    /// <summary>Binds <paramref name="options"/> from configuration: the <c>Gpu</c> section, the seed's variables, and Hugging Face's.</summary>
+    public static void Bind(IConfiguration configuration, GpuHostOptions options)
+    {
+        Settings.Bind(configuration, Section, options, Aliases);
+        options.Sources = ModelSourceOptions.FromVariables(name => configuration[name]);
+    }
+
     /// <summary>Binds and checks the settings outside dependency injection (tools, and the front's defaults).</summary>
     public static GpuHostOptions FromConfiguration(IConfiguration configuration)
     {
         var options = new GpuHostOptions();
-        Settings.Bind(configuration, Section, options, Aliases);
+        Bind(configuration, options);
         var result = new GpuHostOptionsValidator().Validate(null, options);
         return result.Failed ? throw new OptionsValidationException(Section, typeof(GpuHostOptions), result.Failures) : options;
     }
@@ -115,7 +134,8 @@ public sealed class GpuHostOptionsValidator : IValidateOptions<GpuHostOptions>
         string.IsNullOrWhiteSpace(o.DefaultBertScoreModel) ? $"{Name(nameof(o.DefaultBertScoreModel))} must not be empty." : null,
         o.MetricsPort is < 0 or > 65535 ? $"{Name(nameof(o.MetricsPort))} must be a TCP port, or 0 for none; got {o.MetricsPort}." : null,
         o.HardwareProbeInterval <= TimeSpan.Zero ? $"{Name(nameof(o.HardwareProbeInterval))} must be positive; got {o.HardwareProbeInterval}." : null,
-        o.HardwareProbeTimeout <= TimeSpan.Zero ? $"{Name(nameof(o.HardwareProbeTimeout))} must be positive; got {o.HardwareProbeTimeout}." : null);
+        o.HardwareProbeTimeout <= TimeSpan.Zero ? $"{Name(nameof(o.HardwareProbeTimeout))} must be positive; got {o.HardwareProbeTimeout}." : null,
+        ModelSourceOptions.EndpointError(o.Sources.HubEndpoint));
 
     private static string Name(string property) => Settings.Name(GpuHostOptions.Section, property, GpuHostOptions.Aliases);
 

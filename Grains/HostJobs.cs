@@ -98,7 +98,7 @@ public sealed class HostJobs(GpuHostOptions options, ILogger<HostJobs> logger)
     {
         var jobs = _jobs.Values
             .OrderBy(j => j.StartedAt ?? DateTimeOffset.MaxValue)
-            .Select(j => new JobStatus(j.Id, j.Type, j.StartedAt, j.Items, j.Model, Math.Round(j.Progress, 4), j.StartedAt is null ? "queued" : "running", j.Part))
+            .Select(j => new JobStatus(j.Id, j.Type, j.StartedAt, j.Items, j.Model, Math.Round(j.Progress, 4), j.StartedAt is null ? "queued" : "running", Part: j.Part))
             .ToList();
         var running = jobs.Count(j => j.State == "running");
         return new HostStatus(options.HostName, options.MaxConcurrent, running, jobs.Count - running, jobs);

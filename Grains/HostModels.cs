@@ -4,41 +4,45 @@ using OrleansGpu.Inference.Models;
 namespace OrleansGpu.Grains;
 
 /// <summary>
-/// The models asked of this host (a singleton of its silo, so it outlives any one host-grain activation), under
-/// their canonical names: <c>all-MiniLM-L6-v2</c> and <c>sentence-transformers/all-MiniLM-L6-v2</c> are one model,
-/// loaded once.
+/// The models of this host (a singleton of its silo, so it outlives any one host-grain activation): the canonical
+/// name of each requested name, found before any model grain is activated, and the models loaded now.
+/// <c>all-MiniLM-L6-v2</c> and <c>sentence-transformers/all-MiniLM-L6-v2</c> are one model, loaded once. A name that
+/// resolves to nothing leaves nothing behind: no grain, no entry (issue 10: made-up names must not accumulate state).
 /// </summary>
-public sealed class HostModels(ModelStore store)
+public sealed class HostModels(ModelSources sources)
 {
-    private readonly ConcurrentDictionary<string, string> _canonical = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, byte> _asked = new(StringComparer.Ordinal);
+    /// <summary>Requested spellings remembered at most; past it the memory starts again (it only saves a lookup).</summary>
+    private const int MaxRemembered = 4096;
 
-    /// <summary>Every model asked of this host so far; the model grains say which are loaded.</summary>
-    public IReadOnlyCollection<string> Asked => [.. _asked.Keys];
+    private readonly ConcurrentDictionary<string, string> _canonical = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _loaded = new(StringComparer.Ordinal);
+
+    /// <summary>The models loaded on this host now, by canonical name.</summary>
+    public IReadOnlyCollection<string> Loaded => [.. _loaded.Keys];
 
     /// <summary>
-    /// The installed model's canonical name, remembered once found. A name that resolves to nothing is returned as
-    /// given (not remembered, since the model may be installed later); its model grain reports the error.
+    /// The canonical name of <paramref name="requested"/>: the model found in the models folder or the Hugging Face
+    /// cache, or the repo the hub has (when it may be downloaded). Throws the client's error (unknown, not allowed,
+    /// offline, hub unreachable) without activating anything.
     /// </summary>
-    public string Canonical(string requested)
+    public async Task<string> CanonicalAsync(string requested, CancellationToken cancellationToken)
     {
         if (_canonical.TryGetValue(requested, out var known))
         {
             return known;
         }
 
-        string name;
-        try
+        var name = await EngineErrors.TranslateAsync(() => sources.NameAsync(requested, cancellationToken));
+        if (_canonical.Count >= MaxRemembered)
         {
-            name = store.Resolve(requested).Name;
-            _canonical[requested] = name;
-        }
-        catch (Exception ex) when (ex is ModelNotFoundException or InvalidModelException or ArgumentException)
-        {
-            name = requested.Trim();
+            _canonical.Clear();
         }
 
-        _asked.TryAdd(name, 0);
+        _canonical[requested] = name;
         return name;
     }
+
+    public void MarkLoaded(string name) => _loaded.TryAdd(name, 0);
+
+    public void MarkUnloaded(string name) => _loaded.TryRemove(name, out _);
 }

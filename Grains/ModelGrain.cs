@@ -9,13 +9,15 @@ using OrleansGpu.Inference.Onnx;
 namespace OrleansGpu.Grains;
 
 /// <summary>
-/// One model on one host. Loads on first use, once (concurrent first callers share the load), keeps the ONNX
-/// Runtime sessions for as long as the grain lives, and runs the work off the Orleans scheduler.
+/// One model on one host. Loads on first use, once (concurrent first callers share the load), from the models
+/// folder, the Hugging Face cache, or the hub (downloaded first); keeps the ONNX Runtime sessions for as long as the
+/// grain lives, and runs the work off the Orleans scheduler. A model that fails to load keeps no activation.
 /// </summary>
 [Reentrant]
 [SiloKeyedPlacement]
 public sealed class ModelGrain(
-    ModelStore store,
+    ModelSources sources,
+    HostModels models,
     EncoderOptions encoderOptions,
     GpuHostOptions hostOptions,
     HostJobs jobs,
@@ -31,11 +33,11 @@ public sealed class ModelGrain(
     {
         if (use == ModelUse.Embedding)
         {
-            await EmbeddingAsync();
+            await ReadyAsync(EmbeddingAsync);
         }
         else
         {
-            await BertScoreAsync();
+            await ReadyAsync(BertScoreAsync);
         }
 
         return (await DescribeAsync())!;
@@ -43,8 +45,8 @@ public sealed class ModelGrain(
 
     public async Task<EmbeddingBatch> EmbedAsync(EmbedWork work, string jobId, CancellationToken cancellationToken)
     {
-        var model = await EmbeddingAsync();
-        var sequences = await Task.Run(() => Translate(() => model.Tokenize(work.Texts, work.Truncate)), cancellationToken);
+        var model = await ReadyAsync(EmbeddingAsync);
+        var sequences = await Task.Run(() => EngineErrors.Translate(() => model.Tokenize(work.Texts, work.Truncate)), cancellationToken);
         var vectors = await model.EmbedAsync(
             sequences,
             work.Normalize,
@@ -57,7 +59,7 @@ public sealed class ModelGrain(
 
     public async Task<BertScoreScores> BertScoreAsync(BertScoreWork work, string jobId, CancellationToken cancellationToken)
     {
-        var model = await BertScoreAsync();
+        var model = await ReadyAsync(BertScoreAsync);
         var request = new BertScoreRequest
         {
             Candidates = work.Candidates,
@@ -72,7 +74,7 @@ public sealed class ModelGrain(
         };
         // Tokenizing and matching run on the thread pool, the forward passes on the model's batcher threads.
         var result = await Task.Run(
-            () => TranslateAsync(() => model.ScoreAsync(
+            () => EngineErrors.TranslateAsync(() => model.ScoreAsync(
                 request,
                 p => jobs.ReportProgress(jobId, p.Done, p.Total, p.Batch, p.Batches),
                 cancellationToken)),
@@ -82,8 +84,8 @@ public sealed class ModelGrain(
 
     public async Task<IdfTable> BertScoreIdfAsync(IdfWork work, CancellationToken cancellationToken)
     {
-        var model = await BertScoreAsync();
-        var weights = await Task.Run(() => Translate(() => model.InverseDocumentFrequency(work.References)), cancellationToken);
+        var model = await ReadyAsync(BertScoreAsync);
+        var weights = await Task.Run(() => EngineErrors.Translate(() => model.InverseDocumentFrequency(work.References)), cancellationToken);
         var listed = weights.Listed;
         return new IdfTable([.. listed.Keys], [.. listed.Values], weights.Unlisted);
     }
@@ -102,17 +104,36 @@ public sealed class ModelGrain(
             ModelName, provider, embedding is not null, bertScore is not null, embedding?.Dimensions, bertScore?.TotalLayers, _loads));
     }
 
+    private bool IsLoaded => _embedding is { IsCompletedSuccessfully: true } || _bertScore is { IsCompletedSuccessfully: true };
+
+    /// <summary>Waits for a load; when it fails and nothing else is loaded, the activation goes (it holds nothing worth keeping).</summary>
+    private async Task<T> ReadyAsync<T>(Func<Task<T>> load)
+    {
+        try
+        {
+            return await load();
+        }
+        catch when (!IsLoaded)
+        {
+            DeactivateOnIdle();
+            throw;
+        }
+    }
+
     // A failed load is not kept: the next call tries again (the model may have been installed since).
     private Task<EmbeddingModel> EmbeddingAsync()
     {
         if (_embedding is null || _embedding.IsFaulted)
         {
-            _embedding = Task.Run(() => Translate(() =>
+            _embedding = Task.Run(() => EngineErrors.TranslateAsync(async () =>
             {
-                var folder = store.Resolve(ModelName);
+                var folder = await sources.ResolveAsync(ModelName);
                 var model = EmbeddingModel.Load(folder, encoderOptions, BatchLimits);
                 Interlocked.Increment(ref _loads);
-                logger.LogInformation("Loaded {Model} for embeddings on {Provider} ({Dimensions} dimensions)", folder.Name, model.Provider, model.Dimensions);
+                models.MarkLoaded(ModelName);
+                logger.LogInformation(
+                    "Loaded {Model} for embeddings on {Provider} ({Dimensions} dimensions, {Pooling} pooling{Normalize})",
+                    folder.Name, model.Provider, model.Dimensions, model.Pooling.Describe(), model.Normalizes ? ", normalised" : string.Empty);
                 return model;
             }));
         }
@@ -124,12 +145,23 @@ public sealed class ModelGrain(
     {
         if (_bertScore is null || _bertScore.IsFaulted)
         {
-            _bertScore = Task.Run(() => Translate(() =>
+            _bertScore = Task.Run(() => EngineErrors.TranslateAsync(async () =>
             {
-                var folder = store.Resolve(ModelName);
+                var folder = await sources.ResolveAsync(ModelName);
                 var model = new BertScoreModel(folder, encoderOptions, BatchLimits);
-                var provider = model.Warm();
+                string provider;
+                try
+                {
+                    provider = model.Warm();
+                }
+                catch
+                {
+                    model.Dispose();
+                    throw;
+                }
+
                 Interlocked.Increment(ref _loads);
+                models.MarkLoaded(ModelName);
                 logger.LogInformation("Loaded {Model} for BERTScore on {Provider} (layer {Layer} of {Layers})", folder.Name, provider, model.DefaultLayer, model.TotalLayers);
                 return model;
             }));
@@ -144,43 +176,9 @@ public sealed class ModelGrain(
         MaxBatchSequences = hostOptions.MaxBatchSequences,
     };
 
-    private static async Task<T> TranslateAsync<T>(Func<Task<T>> work)
-    {
-        try
-        {
-            return await work();
-        }
-        catch (Exception ex) when (Translated(ex) is { } translated)
-        {
-            throw translated;
-        }
-    }
-
-    private static T Translate<T>(Func<T> work)
-    {
-        try
-        {
-            return work();
-        }
-        catch (Exception ex) when (Translated(ex) is { } translated)
-        {
-            throw translated;
-        }
-    }
-
-    /// <summary>The 4xx error that crosses the wire for the engine's errors about the request; null for the others.</summary>
-    private static InvalidWorkException? Translated(Exception error) => error switch
-    {
-        ModelNotFoundException ex => new InvalidWorkException(ErrorCodes.ModelNotFound, ex.Message),
-        InvalidModelException ex => new InvalidWorkException(ErrorCodes.ModelInvalid, ex.Message),
-        InputTooLongException ex => new InvalidWorkException(ErrorCodes.InputTooLong, ex.Message),
-        BaselineNotFoundException ex => new InvalidWorkException(ErrorCodes.BaselineNotFound, ex.Message),
-        ArgumentException ex => new InvalidWorkException(ErrorCodes.InvalidInput, ex.Message.Split(" (Parameter", 2)[0]),
-        _ => null,
-    };
-
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        models.MarkUnloaded(ModelName);
         if (_embedding is { IsCompletedSuccessfully: true })
         {
             _embedding.Result.Dispose();

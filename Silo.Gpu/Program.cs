@@ -6,12 +6,20 @@ using OrleansGpu.Grains.Hosting;
 using OrleansGpu.Grains.Security;
 
 // A GPU host: one silo whose grains hold the loaded models of this machine's GPU (or CPU).
-//   Silo.Gpu               run the silo
-//   Silo.Gpu apply-schema  create or update the PostgreSQL membership schema, then exit
-//   Silo.Gpu make-certs    make a cluster CA and host certificates for mutual TLS (--hosts a,b --out DIR), then exit
+//   Silo.Gpu                 run the silo
+//   Silo.Gpu apply-schema    create or update the PostgreSQL membership schema, then exit
+//   Silo.Gpu make-certs      make a cluster CA and host certificates for mutual TLS (--hosts a,b --out DIR), then exit
+//   Silo.Gpu fetch MODEL...  download models from the Hugging Face hub into the Hugging Face cache, then exit
 if (args is ["make-certs", .. var certArgs])
 {
     return ClusterCertificateAuthority.Run(certArgs, Console.Out, Console.Error);
+}
+
+if (args is ["fetch", .. var models])
+{
+    var configuration = new ConfigurationBuilder().AddEnvironmentVariables().Build();
+    using var loggers = LoggerFactory.Create(l => l.AddSimpleConsole(o => o.SingleLine = true));
+    return await ModelFetch.RunAsync(models, configuration, loggers.CreateLogger("Silo.Gpu"));
 }
 
 Observability.ExportMetrics();

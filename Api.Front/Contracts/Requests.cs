@@ -16,8 +16,10 @@ public sealed record EmbedRequest : IValidatableObject
     [StringLength(ModelName.MaxLength, MinimumLength = 1, ErrorMessage = "'model' must be a model name of 1 to 200 characters.")]
     public string? Model { get; init; }
 
-    /// <summary>L2-normalise each vector (default true), as sentence-transformers' <c>normalize_embeddings</c>.</summary>
-    [DefaultValue(true)]
+    /// <summary>
+    /// L2-normalise each vector, as sentence-transformers' <c>normalize_embeddings</c>; when absent, as the model's own
+    /// modules say (normalised when they end with <c>Normalize</c>, as all-MiniLM-L6-v2's do).
+    /// </summary>
     public bool? Normalize { get; init; }
 
     /// <summary>

@@ -35,7 +35,8 @@ public sealed record StatusResponse(QueueResponse Queue, IReadOnlyList<JobRespon
 public sealed record QueueResponse(int MaxConcurrent, int InFlight, int AvailableSlots, int WaitingEstimate);
 
 /// <summary>
-/// A job: the seed's fields, its state and host. A job that is one part of a request the front split across hosts
+/// A job: the seed's fields, its state and host; an embed or bertscore request, or (type <c>download</c>) a model
+/// download, with its bytes done of its bytes total. A job that is one part of a request the front split across hosts
 /// names it in <see cref="PartOf"/> (in <c>hosts[].active_jobs</c>); in the top-level <c>active_jobs</c> the parts of
 /// such a request are one job with the request's id, items and merged progress, its parts' hosts in
 /// <see cref="Host"/> and the parts themselves in <see cref="Parts"/>.
@@ -49,6 +50,8 @@ public sealed record JobResponse(
     double Progress,
     string State,
     string Host,
+    long? BytesDone = null,
+    long? BytesTotal = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] JobPartOfResponse? PartOf = null,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<JobResponse>? Parts = null);
 

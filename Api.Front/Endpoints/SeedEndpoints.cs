@@ -81,7 +81,7 @@ public static class SeedEndpoints
     {
         var texts = (IReadOnlyList<string>)request.Texts!;
         var model = request.Model ?? defaults.Value.EmbedModel;
-        var work = new EmbedWork(model, texts, request.Normalize ?? true, request.Truncate ?? true);
+        var work = new EmbedWork(model, texts, request.Normalize, request.Truncate ?? true);
         var batch = await cluster.EmbedAsync(work, context.RequestAborted);
 
         context.Response.Headers["X-Gpu-Host"] = batch.Host;

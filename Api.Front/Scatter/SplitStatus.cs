@@ -19,6 +19,8 @@ public static class SplitStatus
         job.Progress,
         job.State,
         host,
+        job.BytesDone,
+        job.BytesTotal,
         job.Part is { } p ? new JobPartOfResponse(p.RequestId, p.Index + 1, p.Count) : null);
 
     /// <summary>

@@ -11,8 +11,9 @@ using OrleansGpu.Inference.Onnx;
 
 namespace OrleansGpu.Grains.Hosting;
 
-/// <summary>What makes a silo a GPU host: its name, the placement that pins host and model grains to it, the
-/// model store, the device, the job table, the hardware probe, and the warm-up of the default models.</summary>
+/// <summary>What makes a silo a GPU host: its name, the placement that pins host and model grains to it, where
+/// models come from (models folder, Hugging Face cache and hub), the device, the job table, the hardware probe, and
+/// the warm-up of the default models.</summary>
 public static class GpuSiloHosting
 {
     /// <summary>How long one grain call may run: the longest job a host accepts.</summary>
@@ -20,7 +21,7 @@ public static class GpuSiloHosting
 
     /// <summary>Configures <paramref name="silo"/> as a GPU host from configuration (seed environment variables included).</summary>
     public static ISiloBuilder AddGpuHost(this ISiloBuilder silo, IConfiguration configuration) =>
-        silo.AddGpuHost(o => Settings.Bind(configuration, GpuHostOptions.Section, o, GpuHostOptions.Aliases));
+        silo.AddGpuHost(o => GpuHostOptions.Bind(configuration, o));
 
     /// <summary>Configures <paramref name="silo"/> as a GPU host with settings given in code (tests).</summary>
     public static ISiloBuilder AddGpuHost(this ISiloBuilder silo, Action<GpuHostOptions> configure)
@@ -38,7 +39,12 @@ public static class GpuSiloHosting
         silo.Services.AddHostedService(sp => sp.GetRequiredService<HostHardware>());
         silo.Services.AddSingleton(sp => new ModelStore(
             sp.GetRequiredService<GpuHostOptions>().ModelsDirectory ?? ModelStore.DefaultDirectory,
-            sp.GetRequiredService<ILoggerFactory>().CreateLogger<ModelStore>()));
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<ModelStore>(),
+            sp.GetRequiredService<GpuHostOptions>().HostName));
+        silo.Services.AddSingleton(sp => new ModelSources(
+            sp.GetRequiredService<ModelStore>(),
+            sp.GetRequiredService<GpuHostOptions>().EffectiveSources,
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<ModelSources>()));
         silo.Services.AddSingleton(sp => new EncoderOptions
         {
             Device = ExecutionDevice.Parse(sp.GetRequiredService<GpuHostOptions>().Device),

@@ -49,6 +49,9 @@ public static class BertScoreDefaults
         return null;
     }
 
+    /// <summary>Whether <paramref name="model"/> is in bert_score's model table (either spelling of a moved name).</summary>
+    public static bool IsKnownModel(string model) => DefaultLayer(model) is not null;
+
     /// <summary>
     /// Whether bert_score 0.3.13 puts a space before each text for this Hugging Face <c>model_type</c>: it does for
     /// the GPT-2 and RoBERTa tokenizer classes (<c>add_prefix_space=True</c>), not for DeBERTa's (its own class since

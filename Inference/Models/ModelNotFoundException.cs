@@ -1,19 +1,50 @@
 namespace OrleansGpu.Inference.Models;
 
-/// <summary>A model name that resolves to no installed model. Names the model and every place searched.</summary>
-public sealed class ModelNotFoundException(string model, IReadOnlyList<string> searched)
-    : Exception($"Model '{model}' is not installed. Searched: {string.Join(", ", searched)}. "
-        + "Put a Hugging Face style folder there (onnx/model.onnx or model.onnx, with tokenizer.json, vocab.txt, "
-        + "or vocab.json + merges.txt, and config.json).")
+// The messages of these exceptions reach clients: they say what is wrong and what to do, and never show a path on
+// the server (the places searched are kept in properties, for the log).
+
+/// <summary>A model name that resolves to no model this host has or may get.</summary>
+public sealed class ModelNotFoundException(string model, string message, IReadOnlyList<string>? searched = null) : Exception(message)
 {
     public string Model { get; } = model;
 
-    public IReadOnlyList<string> Searched { get; } = searched;
+    /// <summary>The folders searched, for the log; never shown to clients.</summary>
+    public IReadOnlyList<string> Searched { get; } = searched ?? [];
 }
 
 /// <summary>A model folder exists but cannot be used (missing or unreadable files).</summary>
-public sealed class InvalidModelException(string model, string reason)
+public class InvalidModelException(string model, string reason)
     : Exception($"Model '{model}' cannot be loaded: {reason}")
+{
+    public string Model { get; } = model;
+}
+
+/// <summary>
+/// The model exists but this build cannot run it: a native checkpoint without an ONNX export while the graph builder
+/// is not available, or sentence-transformers modules we do not apply.
+/// </summary>
+public sealed class ModelNotSupportedException(string model, string reason) : InvalidModelException(model, reason);
+
+/// <summary>The model is not on this host and the operator's allow list does not let requests download it.</summary>
+public sealed class ModelNotAllowedException(string model, string message) : Exception(message)
+{
+    public string Model { get; } = model;
+}
+
+/// <summary>The hub refused the download: a gated or private repo, without a token or with one that may not read it.</summary>
+public sealed class ModelGatedException(string model, string message) : Exception(message)
+{
+    public string Model { get; } = model;
+}
+
+/// <summary>The hub could not be reached (connection refused, DNS, timeout) or failed (5xx).</summary>
+public sealed class HubUnavailableException(string model, string message, Exception? inner = null) : Exception(message, inner)
+{
+    public string Model { get; } = model;
+}
+
+/// <summary>A download arrived but is not what the hub announced (sha256 or size differs); nothing was kept.</summary>
+public sealed class ModelDownloadException(string model, string message, Exception? inner = null) : Exception(message, inner)
 {
     public string Model { get; } = model;
 }

@@ -1,30 +1,50 @@
-using System.Text.RegularExpressions;
+using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using OrleansGpu.Inference.Tokenization;
 
 namespace OrleansGpu.Inference.Models;
 
-/// <summary>An installed model: its canonical name, folder, ONNX graph and settings.</summary>
-public sealed record ModelFolder(string Name, string Directory, string OnnxPath, ModelConfig Config);
+/// <summary>
+/// A model ready to load: its canonical name, its folder (a models-folder directory or a Hugging Face cache
+/// snapshot), what its weights are, and its settings (<c>config.json</c>, tokenizer, sentence-transformers modules).
+/// </summary>
+public sealed record ModelFolder(string Name, string Directory, WeightFiles Weights, ModelConfig Config, SentenceTransformersConfig SentenceTransformers)
+{
+    /// <summary>
+    /// The ONNX graph an encoder session opens. This is the one place that decides how a model without an ONNX export
+    /// (a native safetensors or PyTorch checkpoint) is loaded: until the graph builder is part of this build, such a
+    /// model is refused here with a client error.
+    /// </summary>
+    public string OnnxPath => Weights.OnnxPath ?? throw new ModelNotSupportedException(
+        Name,
+        $"it has no ONNX export, only a {Weights.Format} checkpoint, and this build cannot build the graph itself yet "
+        + "(no ONNX export; native build not available). Export it with `optimum-cli export onnx` into the models folder.");
+}
 
 /// <summary>
 /// Finds models in a folder laid out like the Hugging Face hub (<c>&lt;org&gt;/&lt;name&gt;/</c>). Bare names resolve as
 /// sentence-transformers does: <c>all-MiniLM-L6-v2</c> → <c>sentence-transformers/all-MiniLM-L6-v2</c>, then
-/// <c>&lt;name&gt;</c> itself (bert_score's <c>roberta-large</c>).
+/// <c>&lt;name&gt;</c> itself (bert_score's <c>roberta-large</c>). A name pinned to a revision (<c>org/name@v1</c>) is
+/// never looked up here: the folder holds one unnamed version of each model, so only the Hugging Face cache, which
+/// keeps revisions, can answer it.
 /// </summary>
-public sealed partial class ModelStore
+public sealed class ModelStore
 {
     private readonly ILogger _logger;
     private readonly Lock _installLock = new();
 
-    public ModelStore(string modelsDirectory, ILogger? logger = null)
+    public ModelStore(string modelsDirectory, ILogger? logger = null, string? hostName = null)
     {
         ModelsDirectory = Path.GetFullPath(modelsDirectory);
         _logger = logger ?? NullLogger.Instance;
+        HostName = hostName ?? Environment.MachineName;
     }
 
     public string ModelsDirectory { get; }
+
+    /// <summary>The host named in messages to clients ("not installed on host X").</summary>
+    public string HostName { get; }
 
     /// <summary>The default models folder: <c>$XDG_CACHE_HOME/orleansgpu/models</c> or <c>~/.cache/orleansgpu/models</c>.</summary>
     public static string DefaultDirectory
@@ -41,32 +61,44 @@ public sealed partial class ModelStore
         }
     }
 
-    /// <summary>Checks that a model name is a hub-style name, not a path that could leave the models folder.</summary>
-    public static bool IsValidName(string name) => ValidName().IsMatch(name) && !name.Split('/').Any(p => p is "." or "..");
+    /// <summary>Checks that a model name is a hub-style name (optionally <c>@revision</c>), not a path that could leave the models folder.</summary>
+    public static bool IsValidName(string name) => ModelReference.TryParse(name, out _);
 
     /// <summary>The canonical names a requested name may mean, in the order they are tried.</summary>
-    public static IReadOnlyList<string> CandidateNames(string name)
-    {
-        name = name.Trim();
-        return name.Contains('/') ? [name] : [$"sentence-transformers/{name}", name];
-    }
+    public static IReadOnlyList<string> CandidateNames(string name) =>
+        [.. Candidates(ModelReference.Parse(name)).Select(c => c.ToString())];
 
-    /// <summary>Resolves <paramref name="name"/> to an installed model, or throws <see cref="ModelNotFoundException"/>.</summary>
+    /// <summary>The repos a reference may mean, in the order they are tried: a bare name is first a sentence-transformers model.</summary>
+    public static IReadOnlyList<ModelReference> Candidates(ModelReference reference) =>
+        reference.Repo.Contains('/')
+            ? [reference]
+            : [reference.WithRepo($"sentence-transformers/{reference.Repo}"), reference];
+
+    /// <summary>Resolves <paramref name="name"/> to a model of this folder, or throws <see cref="ModelNotFoundException"/>.</summary>
     public ModelFolder Resolve(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
-        var trimmed = name.Trim();
-        if (!IsValidName(trimmed))
+        var reference = ModelReference.Parse(name);
+        var searched = new List<string>();
+        return Find(reference, searched) ?? throw new ModelNotFoundException(
+            reference.ToString(),
+            $"Model '{reference}' is not installed in the models folder of host {HostName}. Put a Hugging Face style folder "
+            + "there (weights, tokenizer and config.json), or let the host get it from the Hugging Face hub.",
+            searched);
+    }
+
+    /// <summary>The model <paramref name="reference"/> names in this folder, or null; adds the folders looked at to <paramref name="searched"/>.</summary>
+    public ModelFolder? Find(ModelReference reference, List<string> searched)
+    {
+        if (reference.IsPinned)
         {
-            throw new ArgumentException($"'{name}' is not a model name: use letters, digits, '.', '_', '-' and at most one '/'.", nameof(name));
+            return null;
         }
 
-        var searched = new List<string>();
-        foreach (var candidate in CandidateNames(trimmed))
+        foreach (var candidate in Candidates(reference))
         {
-            var directory = Path.Combine(ModelsDirectory, candidate);
-            if (string.Equals(candidate, DefaultModelPackage.ModelName, StringComparison.OrdinalIgnoreCase)
-                && !Directory.Exists(directory))
+            var directory = Path.Combine(ModelsDirectory, candidate.Repo);
+            if (string.Equals(candidate.Repo, DefaultModelPackage.ModelName, StringComparison.OrdinalIgnoreCase))
             {
                 lock (_installLock)
                 {
@@ -82,22 +114,14 @@ public sealed partial class ModelStore
                 continue;
             }
 
-            var onnx = new[] { Path.Combine(directory, "onnx", "model.onnx"), Path.Combine(directory, "model.onnx") }
-                .FirstOrDefault(File.Exists)
-                ?? throw new InvalidModelException(candidate, $"{directory} has no onnx/model.onnx or model.onnx.");
-            if (!TokenizerLoader.HasTokenizer(directory))
-            {
-                throw new InvalidModelException(candidate, $"{directory} has no tokenizer.json, vocab.txt or vocab.json + merges.txt.");
-            }
-
             var canonical = Path.GetRelativePath(ModelsDirectory, directory).Replace(Path.DirectorySeparatorChar, '/');
-            return new ModelFolder(canonical, directory, onnx, ModelConfig.Read(directory));
+            return Open(canonical, directory);
         }
 
-        throw new ModelNotFoundException(trimmed, searched);
+        return null;
     }
 
-    /// <summary>Whether <paramref name="name"/> resolves to an installed model.</summary>
+    /// <summary>Whether <paramref name="name"/> resolves to a model of this folder.</summary>
     public bool IsInstalled(string name)
     {
         try
@@ -111,6 +135,35 @@ public sealed partial class ModelStore
         }
     }
 
-    [GeneratedRegex(@"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)?$")]
-    private static partial Regex ValidName();
+    /// <summary>
+    /// Reads the model in <paramref name="directory"/> (a models-folder directory or a cache snapshot), or throws
+    /// <see cref="InvalidModelException"/> saying what is missing. The message names no path: the log has it.
+    /// </summary>
+    public ModelFolder Open(string name, string directory)
+    {
+        var weights = WeightFiles.Find(directory);
+        if (weights is null)
+        {
+            _logger.LogWarning("Model {Model} in {Directory} has no weights", name, directory);
+            throw new InvalidModelException(name, $"its folder on host {HostName} holds no weights: onnx/model.onnx, model.onnx, "
+                + "model.safetensors or pytorch_model.bin (or a sharded index with every shard).");
+        }
+
+        if (!TokenizerLoader.HasTokenizer(directory))
+        {
+            _logger.LogWarning("Model {Model} in {Directory} has no tokenizer", name, directory);
+            throw new InvalidModelException(name, $"its folder on host {HostName} has no tokenizer: tokenizer.json, vocab.txt, or vocab.json + merges.txt.");
+        }
+
+        try
+        {
+            return new ModelFolder(name, directory, weights, ModelConfig.Read(directory), SentenceTransformersConfig.Read(directory));
+        }
+        catch (Exception ex) when (ex is JsonException or InvalidDataException or IOException)
+        {
+            _logger.LogWarning("Model {Model} in {Directory} has unreadable settings: {Reason}", name, directory, ex.Message);
+            var reason = ex is IOException ? "a file cannot be read" : ex.Message.Split('\n')[0];
+            throw new InvalidModelException(name, $"its settings cannot be read ({reason}).");
+        }
+    }
 }

@@ -9,7 +9,7 @@ namespace OrleansGpu.Inference.Onnx;
 
 /// <summary>
 /// One ONNX Runtime session over a transformer encoder: token ids in, hidden states <c>[batch, tokens, hidden]</c>
-/// out (or <c>[batch, hidden]</c> from a graph that pools, see <see cref="MeanPoolingGraph"/>). Feeds the inputs the graph declares (<c>input_ids</c>, <c>attention_mask</c>, <c>token_type_ids</c> as
+/// out (or <c>[batch, hidden]</c> from a graph that pools, see <see cref="PoolingGraph"/>). Feeds the inputs the graph declares (<c>input_ids</c>, <c>attention_mask</c>, <c>token_type_ids</c> as
 /// zeros) with the element type it declares. Safe for concurrent callers: ONNX Runtime sessions are.
 /// </summary>
 public sealed class OnnxEncoder : IDisposable

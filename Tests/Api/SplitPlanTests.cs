@@ -48,8 +48,8 @@ public sealed class SplitPlanTests
         HostStatus[] statuses =
         [
             new("gpu-a", 2, 1, 0, [new JobStatus("a1", "embed", started, 10, "m", 0.5, "running")]),
-            new("gpu-b", 2, 1, 0, [new JobStatus("b1", "embed", started.AddSeconds(1), 300, "m", 0.5, "running", new RequestPart("req", 1, 3, 1000))]),
-            new("gpu-c", 2, 0, 1, [new JobStatus("c1", "embed", null, 400, "m", 0, "queued", new RequestPart("req", 2, 3, 1000))]),
+            new("gpu-b", 2, 1, 0, [new JobStatus("b1", "embed", started.AddSeconds(1), 300, "m", 0.5, "running", Part: new RequestPart("req", 1, 3, 1000))]),
+            new("gpu-c", 2, 0, 1, [new JobStatus("c1", "embed", null, 400, "m", 0, "queued", Part: new RequestPart("req", 2, 3, 1000))]),
         ];
 
         var jobs = SplitStatus.ActiveJobs(statuses);

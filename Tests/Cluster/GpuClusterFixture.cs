@@ -6,6 +6,7 @@ using Orleans.TestingHost;
 using OrleansGpu.Api.Routing;
 using OrleansGpu.Grains;
 using OrleansGpu.Grains.Hosting;
+using OrleansGpu.Inference.Models;
 using OrleansGpu.Tests.Support;
 
 namespace OrleansGpu.Tests.Cluster;
@@ -39,6 +40,7 @@ public class GpuClusterFixture : IAsyncLifetime
                 o.MaxConcurrent = MaxConcurrent;
                 o.DefaultEmbedModel = "all-MiniLM-L6-v2";
                 o.DefaultBertScoreModel = "all-MiniLM-L6-v2";
+                o.Sources = new ModelSourceOptions { Offline = true, CacheDirectory = ServiceProcess.EmptyHuggingFaceCache };
             });
             silo.Configure<ClusterMembershipOptions>(m =>
             {

@@ -32,6 +32,41 @@ public sealed class GpuHostOptionsTests
     }
 
     [Fact]
+    public void Model_sources_read_hugging_faces_variables_and_always_allow_the_defaults()
+    {
+        var options = Read(
+            ("HF_ENDPOINT", "http://mirror.example:8080/"), ("HUGGING_FACE_HUB_TOKEN", "hf_old_name"), ("HF_HOME", "/data/hf"),
+            ("HF_HUB_OFFLINE", "1"), ("MODEL_ALLOW", "BAAI/*, intfloat/*"), ("MODEL_EMBED", "BAAI/bge-small-en-v1.5"));
+        Assert.Equal("http://mirror.example:8080", options.Sources.HubEndpoint);
+        Assert.Equal("hf_old_name", options.Sources.Token);
+        Assert.Equal(Path.Combine("/data/hf", "hub"), options.Sources.CacheDirectory);
+        Assert.True(options.Sources.Offline);
+        Assert.Equal(["BAAI/*", "intfloat/*"], options.Sources.Allow);
+        Assert.Equal(["BAAI/bge-small-en-v1.5", "microsoft/deberta-xlarge-mnli"], options.EffectiveSources.DefaultModels);
+
+        var defaults = Read();
+        Assert.Equal("https://huggingface.co", defaults.Sources.HubEndpoint);
+        Assert.False(defaults.Sources.Offline);
+        Assert.True(defaults.EffectiveSources.Allows("sentence-transformers/all-MiniLM-L6-v2"));
+        Assert.False(defaults.EffectiveSources.Allows("someone/anything"));
+        Assert.Equal("hf_new", Read(("HF_TOKEN", "hf_new"), ("HUGGING_FACE_HUB_TOKEN", "hf_old")).Sources.Token);
+
+        // The token file huggingface-cli login writes, at HF_TOKEN_PATH or $HF_HOME/token.
+        var home = Directory.CreateTempSubdirectory("hf-home-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(home, "token"), "hf_from_file\n");
+            Assert.Equal("hf_from_file", Read(("HF_HOME", home)).Sources.Token);
+            Assert.Null(Read(("HF_HOME", home), ("HF_TOKEN_PATH", Path.Combine(home, "none"))).Sources.Token);
+        }
+        finally
+        {
+            Directory.Delete(home, true);
+        }
+        Assert.Contains("HF_ENDPOINT", Assert.Throws<OptionsValidationException>(() => Read(("HF_ENDPOINT", "ftp://nope"))).Message);
+    }
+
+    [Fact]
     public void Batching_limits_are_read_from_variables_or_keys()
     {
         var options = Read(("GPU_MAX_BATCH_TOKENS", "4096"), ("Gpu:MaxBatchSequences", "64"), ("GPU_EMBED_BATCH", "10"));

@@ -47,6 +47,9 @@ public sealed class ServiceProcess : IAsyncDisposable
         return Path.Combine(Paths.RepositoryRoot, project, "bin", configuration, "net10.0", $"{project}.dll");
     }
 
+    /// <summary>A Hugging Face cache that holds nothing, for processes that must not see the user's.</summary>
+    public static string EmptyHuggingFaceCache { get; } = Path.Combine(Path.GetTempPath(), "orleansgpu-test-empty-hf-cache");
+
     public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
@@ -81,6 +84,15 @@ public sealed class ServiceProcess : IAsyncDisposable
         info.Environment["MODEL_BERTSCORE"] = "all-MiniLM-L6-v2";
         info.Environment["Logging__LogLevel__Default"] = "Warning";
         info.Environment["Logging__LogLevel__OrleansGpu"] = "Information";
+
+        // Never the real hub, nor the user's Hugging Face cache or token: tests that want a hub start the stand-in.
+        info.Environment["HF_HUB_OFFLINE"] = "1";
+        info.Environment["HF_HUB_CACHE"] = EmptyHuggingFaceCache;
+        info.Environment["HF_ENDPOINT"] = "http://127.0.0.1:9";
+        info.Environment["HF_TOKEN_PATH"] = Path.Combine(EmptyHuggingFaceCache, "no-token");
+        info.Environment.Remove("HF_TOKEN");
+        info.Environment.Remove("HUGGING_FACE_HUB_TOKEN");
+        info.Environment.Remove("MODEL_ALLOW");
         foreach (var (key, value) in environment ?? new Dictionary<string, string>())
         {
             // An empty value unsets the variable (for instance the quiet log levels above, to see the defaults).

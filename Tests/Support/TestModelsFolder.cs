@@ -16,10 +16,11 @@ public sealed class TestModelsFolder : IDisposable
         Directory = System.IO.Directory.CreateTempSubdirectory("cluster-models-").FullName;
         foreach (var target in new[] { Path.Combine(Directory, DefaultModelPackage.ModelName), Path.Combine(Directory, CopyName) })
         {
-            System.IO.Directory.CreateDirectory(target);
-            foreach (var file in System.IO.Directory.GetFiles(source))
+            foreach (var file in System.IO.Directory.GetFiles(source, "*", SearchOption.AllDirectories))
             {
-                File.Copy(file, Path.Combine(target, Path.GetFileName(file)));
+                var copy = Path.Combine(target, Path.GetRelativePath(source, file));
+                System.IO.Directory.CreateDirectory(Path.GetDirectoryName(copy)!);
+                File.Copy(file, copy);
             }
         }
     }

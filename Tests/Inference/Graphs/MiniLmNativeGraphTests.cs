@@ -59,7 +59,7 @@ public sealed class MiniLmNativeGraphTests(MiniLmFixture minilm, MiniLmCheckpoin
     [InlineData(GraphVariant.Fused)]
     public void Embeddings_through_the_built_graph_equal_sentence_transformers_within_1e5(GraphVariant variant)
     {
-        var folder = new ModelFolder(minilm.Folder.Name, minilm.Folder.Directory, checkpoint.Build(variant), minilm.Folder.Config);
+        var folder = minilm.Folder with { Weights = new WeightFiles(WeightsFormat.Onnx, [checkpoint.Build(variant)]) };
         using var model = EmbeddingModel.Load(folder, MiniLmFixture.EncoderOptions);
         Assert.True(model.PoolsInGraph);
 
@@ -85,7 +85,7 @@ public sealed class MiniLmNativeGraphTests(MiniLmFixture minilm, MiniLmCheckpoin
     public void BERTScore_through_the_built_graph_equals_bert_score_within_1e5(string run)
     {
         // Layer 4 is the built graph cut by LayerCut, as BERTScore cuts exports today.
-        var folder = new ModelFolder(minilm.Folder.Name, minilm.Folder.Directory, checkpoint.Build(NativeEncoderGraphs.DefaultVariant), minilm.Folder.Config);
+        var folder = minilm.Folder with { Weights = new WeightFiles(WeightsFormat.Onnx, [checkpoint.Build(NativeEncoderGraphs.DefaultVariant)]) };
         using var model = new BertScoreModel(folder, MiniLmFixture.EncoderOptions);
         var expected = Oracles.BertScore.Runs[run];
         var result = model.Score(BertScoreOracleTests.RequestFor(run), TestContext.Current.CancellationToken);
