@@ -1,6 +1,10 @@
 using OrleansGpu.Api.Scatter;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using OrleansGpu.Api.Contracts;
 using OrleansGpu.Grains;
+using OrleansGpu.Grains.Hosting;
 
 namespace OrleansGpu.Tests.Api;
 
@@ -69,5 +73,27 @@ public sealed class SplitPlanTests
         Assert.Equal((300 + 150) / 1000.0, merged.Progress, 6);
         Assert.Equal(["b1", "c1"], merged.Parts!.Select(p => p.Id));
         Assert.Equal([new JobPartOfResponse("req", 2, 3), new JobPartOfResponse("req", 3, 3)], merged.Parts!.Select(p => p.PartOf));
+    }
+
+    [Fact]
+    public void The_minimum_part_comes_from_its_variable_or_key_and_a_bad_one_is_refused_naming_it()
+    {
+        Assert.Equal(256, Read().MinTexts);
+        Assert.Equal(100, Read(("GPU_SPLIT_MIN_TEXTS", "100")).MinTexts);
+        Assert.Equal(0, Read(("Split:MinTexts", "0")).MinTexts);
+        Assert.Equal(50, Read(("Split:MinTexts", "7"), ("GPU_SPLIT_MIN_TEXTS", "50")).MinTexts);
+        Assert.Contains("GPU_SPLIT_MIN_TEXTS (Split:MinTexts) must be 0", Assert.Throws<OptionsValidationException>(() => Read(("GPU_SPLIT_MIN_TEXTS", "-1"))).Message);
+        Assert.Contains("GPU_SPLIT_MIN_TEXTS (Split:MinTexts)", Assert.Throws<OptionsValidationException>(() => Read(("GPU_SPLIT_MIN_TEXTS", "lots"))).Message);
+    }
+
+    private static SplitOptions Read(params (string Key, string Value)[] settings)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)))
+            .Build();
+        var services = new ServiceCollection();
+        services.AddSettings<SplitOptions, SplitOptionsValidator>(configuration, SplitOptions.Section, SplitOptions.Aliases);
+        using var provider = services.BuildServiceProvider();
+        return provider.GetRequiredService<IOptions<SplitOptions>>().Value;
     }
 }

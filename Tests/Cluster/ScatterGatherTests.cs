@@ -127,7 +127,7 @@ public sealed class ScatterGatherTests(GpuClusterFixture fixture)
         await SplitCluster.WaitUntilAsync(async () =>
         {
             var statuses = await cluster.StatusesAsync();
-            return statuses.Count(s => s.Jobs.Any(j => j.Part is not null && j.State == "running")) == 3;
+            return statuses.Count(s => s.Jobs.Any(j => j.Part is not null && j.Progress > 0)) == 3; // every part mid-work
         });
 
         var cancelled = Stopwatch.StartNew();

@@ -2,7 +2,9 @@
 # What splitting one large request across hosts buys: one /bertscore request of PAIRS pairs (default 3,000), timed on
 # clusters of 1, 2 and 3 silos on this machine (localhost clustering, an Api.Front in client mode), and on 3 silos
 # with splitting off (GPU_SPLIT_MIN_TEXTS=0) as the control. Each cluster gets a warm-up request (model loads, JIT)
-# and then ROUNDS timed ones, one at a time (Bench's bertscore scenario, --concurrency 1).
+# and then ROUNDS timed ones, one at a time (Bench's bertscore scenario, --concurrency 1). Each row ends with the CPU
+# time the cluster's processes (silos and front) spent per request, warm-up included: on a shared machine it moves
+# less than the wall time, and says what splitting costs in work.
 #
 #   dotnet build -c Release Silo.Gpu && dotnet build -c Release Api.Front && dotnet build -c Release Bench
 #   tools/bench/split-scaling.sh [ROUNDS] [OUT_DIR]     # default 1 round; OUT_DIR keeps Bench's JSON
@@ -24,6 +26,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ -n "${KEEP_LOGS:-}" ] && cp -r "$work" "$KEEP_LOGS"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -56,22 +59,33 @@ cluster() {
   exit 1
 }
 
+# cpu_ticks: CPU time (user + system, in clock ticks) the cluster's processes have used so far.
+cpu_ticks() {
+  local total=0 pid
+  for pid in "${pids[@]}"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+
 stop() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   pids=()
 }
 
-echo "| silos | splitting | scenario | requests × batch | concurrency | throughput | p50 ms | p99 ms | failures |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| silos | splitting | scenario | requests × batch | concurrency | throughput | p50 ms | p99 ms | failures | CPU s per request |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for setup in "1 256" "2 256" "3 256" "3 0"; do
   read -r silos split <<<"$setup"
   cluster "$silos" "$split"
   label=$([ "$split" = 0 ] && echo off || echo "on ($split)")
   json=()
   [ -n "$out" ] && mkdir -p "$out" && json=(--out "$out/bertscore-$pairs-silos$silos-split$split.json")
+  before=$(cpu_ticks)
   row=$(dotnet "Bench/$bin/Bench.dll" --url "http://127.0.0.1:$((base + 8))" --scenario bertscore --model "$model" \
     --requests "$rounds" --concurrency 1 --batch "$pairs" "${json[@]}" | tail -n 1)
-  echo "| $silos | $label $row"
+  after=$(cpu_ticks)
+  echo "| $silos | $label $row $(((after - before) / $(getconf CLK_TCK) / (rounds + 1))) |"
   stop
 done
