@@ -8,6 +8,7 @@ using OrleansGpu.Api.Hosting;
 using OrleansGpu.Api.Http;
 using OrleansGpu.Api.Telemetry;
 using OrleansGpu.Api.Routing;
+using OrleansGpu.Api.Scatter;
 using OrleansGpu.Grains.Hosting;
 using Prometheus;
 
@@ -22,6 +23,8 @@ builder.AddCluster();
 builder.Services.AddSettings<RoutingOptions, RoutingOptionsValidator>(builder.Configuration, RoutingOptions.Section, RoutingOptions.Aliases);
 builder.Services.AddSingleton<HostRouter>();
 builder.Services.AddHostedService(sp => sp.GetRequiredService<HostRouter>());
+builder.Services.AddSettings<SplitOptions, SplitOptionsValidator>(builder.Configuration, SplitOptions.Section, SplitOptions.Aliases);
+builder.Services.AddSingleton<ScatterGather>();
 builder.Services.AddHostedService<StartupBanner>();
 builder.Services.AddTracing(builder.Configuration, "orleansgpu-front", t => t.AddAspNetCoreInstrumentation());
 

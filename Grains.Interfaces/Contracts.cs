@@ -9,13 +9,26 @@ public enum ModelUse
     BertScore,
 }
 
+/// <summary>
+/// Marks a job as part <see cref="Index"/> (from 0) of <see cref="Count"/> of one client request that the front split
+/// across hosts: the hosts' job tables and progress logs carry it, and the front's <c>/status</c> merges the parts
+/// into one job of <see cref="RequestItems"/> items.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("OrleansGpu.RequestPart")]
+public sealed record RequestPart(
+    [property: Id(0)] string RequestId,
+    [property: Id(1)] int Index,
+    [property: Id(2)] int Count,
+    [property: Id(3)] int RequestItems);
+
 /// <param name="Normalize">L2-normalise: true or false as asked; null as the model's own modules say (sentence-transformers' Normalize).</param>
 [GenerateSerializer, Immutable, Alias("OrleansGpu.EmbedWork")]
 public sealed record EmbedWork(
     [property: Id(0)] string Model,
     [property: Id(1)] IReadOnlyList<string> Texts,
     [property: Id(2)] bool? Normalize = null,
-    [property: Id(3)] bool Truncate = true);
+    [property: Id(3)] bool Truncate = true,
+    [property: Id(4)] RequestPart? Part = null);
 
 /// <summary>
 /// Embeddings as one contiguous little-endian float32 buffer (<c>Count × Dimensions</c>, row-major): the Orleans
@@ -48,7 +61,34 @@ public sealed record BertScoreWork(
     [property: Id(4)] bool Idf = false,
     [property: Id(5)] bool RescaleWithBaseline = false,
     [property: Id(6)] string Lang = "en",
-    [property: Id(7)] BaselineValues? Baseline = null);
+    [property: Id(7)] BaselineValues? Baseline = null,
+    [property: Id(8)] IdfTable? IdfWeights = null,
+    [property: Id(9)] RequestPart? Part = null)
+{
+    /// <summary>
+    /// Pairs per matching chunk (bert_score's <c>batch_size</c>). A score depends on the other pairs of its chunk
+    /// (bert_score floors a token's best match at 0 when the other side is shorter than the chunk's longest), so a part
+    /// of a request scores as the whole only when it starts at a multiple of this many pairs.
+    /// </summary>
+    public const int MatchingChunk = 64;
+}
+
+/// <summary>
+/// bert_score's idf weights for the references of one request (<see cref="IGpuHostGrain.BertScoreIdfAsync"/>): the
+/// weight of each token id some reference contains, and the weight of every other id. Sent with each part of a split
+/// request, so that every part weighs tokens as the whole request would.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("OrleansGpu.IdfTable")]
+public sealed record IdfTable(
+    [property: Id(0)] int[] TokenIds,
+    [property: Id(1)] float[] Weights,
+    [property: Id(2)] float Unlisted);
+
+/// <summary>The references whose idf weights are asked for, as <see cref="BertScoreWork.References"/> holds them.</summary>
+[GenerateSerializer, Immutable, Alias("OrleansGpu.IdfWork")]
+public sealed record IdfWork(
+    [property: Id(0)] string Model,
+    [property: Id(1)] IReadOnlyList<IReadOnlyList<string>> References);
 
 [GenerateSerializer, Immutable, Alias("OrleansGpu.BaselineValues")]
 public sealed record BaselineValues([property: Id(0)] float Precision, [property: Id(1)] float Recall, [property: Id(2)] float F1);
@@ -117,7 +157,8 @@ public sealed record JobStatus(
     [property: Id(5)] double Progress,
     [property: Id(6)] string State,
     [property: Id(7)] long? BytesDone = null,
-    [property: Id(8)] long? BytesTotal = null);
+    [property: Id(8)] long? BytesTotal = null,
+    [property: Id(9)] RequestPart? Part = null);
 
 [GenerateSerializer, Immutable, Alias("OrleansGpu.WarmRequest")]
 public sealed record WarmRequest([property: Id(0)] string Model, [property: Id(1)] ModelUse Use);

@@ -13,6 +13,13 @@ public interface IGpuHostGrain : IGrainWithStringKey
     /// <summary>Scores candidate/reference pairs. Throws <see cref="HostBusyException"/> when the queue is full.</summary>
     Task<BertScoreScores> BertScoreAsync(BertScoreWork work, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// bert_score's idf weights over <paramref name="work"/>'s references, tokenized by the model's tokenizer: what a
+    /// request with these references computes itself, for the parts of a request the front splits. Tokenizing only
+    /// (no forward pass), so it is not queued behind the host's jobs.
+    /// </summary>
+    Task<IdfTable> BertScoreIdfAsync(IdfWork work, CancellationToken cancellationToken = default);
+
     /// <summary>The load the front routes by: queued and running work, in estimated tokens and jobs.</summary>
     Task<HostLoad> GetLoadAsync();
 
@@ -37,6 +44,8 @@ public interface IModelGrain : IGrainWithStringKey
     Task<EmbeddingBatch> EmbedAsync(EmbedWork work, string jobId, CancellationToken cancellationToken = default);
 
     Task<BertScoreScores> BertScoreAsync(BertScoreWork work, string jobId, CancellationToken cancellationToken = default);
+
+    Task<IdfTable> BertScoreIdfAsync(IdfWork work, CancellationToken cancellationToken = default);
 
     Task<ModelDescription?> DescribeAsync();
 }

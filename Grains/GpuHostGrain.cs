@@ -27,7 +27,7 @@ public sealed class GpuHostGrain(
     public async Task<EmbeddingBatch> EmbedAsync(EmbedWork work, CancellationToken cancellationToken)
     {
         var model = await ReadyAsync(work.Model, ModelUse.Embedding, cancellationToken);
-        using var lease = await jobs.AdmitAsync("embed", work.Model, work.Texts.Count, WorkSize.Tokens(work.Texts), cancellationToken);
+        using var lease = await jobs.AdmitAsync("embed", work.Model, work.Texts.Count, WorkSize.Tokens(work.Texts), work.Part, cancellationToken);
         return await model.EmbedAsync(work, lease.JobId, cancellationToken);
     }
 
@@ -35,8 +35,14 @@ public sealed class GpuHostGrain(
     {
         var tokens = WorkSize.Tokens(work.Candidates) + work.References.Sum(WorkSize.Tokens);
         var model = await ReadyAsync(work.Model, ModelUse.BertScore, cancellationToken);
-        using var lease = await jobs.AdmitAsync("bertscore", work.Model, work.Candidates.Count, tokens, cancellationToken);
+        using var lease = await jobs.AdmitAsync("bertscore", work.Model, work.Candidates.Count, tokens, work.Part, cancellationToken);
         return await model.BertScoreAsync(work, lease.JobId, cancellationToken);
+    }
+
+    public async Task<IdfTable> BertScoreIdfAsync(IdfWork work, CancellationToken cancellationToken)
+    {
+        var model = await ReadyAsync(work.Model, ModelUse.BertScore, cancellationToken);
+        return await model.BertScoreIdfAsync(work, cancellationToken);
     }
 
     public Task<HostLoad> GetLoadAsync() => Task.FromResult(jobs.Load(hardware.Snapshot.Expected(encoderOptions.Device)));

@@ -20,7 +20,7 @@ public sealed class HostJobs(GpuHostOptions options, ILogger<HostJobs> logger)
     /// Registers a job and waits for a free slot. Throws <see cref="HostBusyException"/> at once when the queue is
     /// full. Dispose the returned lease when the job ends.
     /// </summary>
-    public async Task<JobLease> AdmitAsync(string type, string model, int items, long tokens, CancellationToken cancellationToken)
+    public async Task<JobLease> AdmitAsync(string type, string model, int items, long tokens, RequestPart? part, CancellationToken cancellationToken)
     {
         if (Interlocked.Increment(ref _waiting) > options.MaxQueued)
         {
@@ -28,7 +28,7 @@ public sealed class HostJobs(GpuHostOptions options, ILogger<HostJobs> logger)
             throw new HostBusyException(options.HostName, waiting);
         }
 
-        var job = new Job(Guid.NewGuid().ToString("N")[..12], type, model, items, tokens);
+        var job = new Job(Guid.NewGuid().ToString("N")[..12], type, model, items, tokens, part);
         _jobs[job.Id] = job;
         try
         {
@@ -59,7 +59,18 @@ public sealed class HostJobs(GpuHostOptions options, ILogger<HostJobs> logger)
         // Passes of one job can finish on two batcher threads at once; progress only moves forward.
         var progress = total == 0 ? 1 : (double)done / total;
         job.Progress = Math.Max(job.Progress, progress);
-        logger.Log(options.ProgressLogLevel, "[{Type}] job={Job} batch {Batch}/{Batches} ({Percent:0}%)", job.Type, job.Id, batch, batches, progress * 100);
+        if (job.Part is { } part)
+        {
+            // One part of a request split across hosts: which part, of which request, runs on which host.
+            logger.Log(
+                options.ProgressLogLevel,
+                "[{Type}] job={Job} part {Part}/{Parts} of request={Request} on {Host} batch {Batch}/{Batches} ({Percent:0}%)",
+                job.Type, job.Id, part.Index + 1, part.Count, part.RequestId, options.HostName, batch, batches, progress * 100);
+        }
+        else
+        {
+            logger.Log(options.ProgressLogLevel, "[{Type}] job={Job} batch {Batch}/{Batches} ({Percent:0}%)", job.Type, job.Id, batch, batches, progress * 100);
+        }
     }
 
     public HostLoad Load(string device)
@@ -87,7 +98,7 @@ public sealed class HostJobs(GpuHostOptions options, ILogger<HostJobs> logger)
     {
         var jobs = _jobs.Values
             .OrderBy(j => j.StartedAt ?? DateTimeOffset.MaxValue)
-            .Select(j => new JobStatus(j.Id, j.Type, j.StartedAt, j.Items, j.Model, Math.Round(j.Progress, 4), j.StartedAt is null ? "queued" : "running"))
+            .Select(j => new JobStatus(j.Id, j.Type, j.StartedAt, j.Items, j.Model, Math.Round(j.Progress, 4), j.StartedAt is null ? "queued" : "running", Part: j.Part))
             .ToList();
         var running = jobs.Count(j => j.State == "running");
         return new HostStatus(options.HostName, options.MaxConcurrent, running, jobs.Count - running, jobs);
@@ -99,7 +110,7 @@ public sealed class HostJobs(GpuHostOptions options, ILogger<HostJobs> logger)
         _slots.Release();
     }
 
-    internal sealed class Job(string id, string type, string model, int items, long tokens)
+    internal sealed class Job(string id, string type, string model, int items, long tokens, RequestPart? part)
     {
         public string Id { get; } = id;
 
@@ -110,6 +121,9 @@ public sealed class HostJobs(GpuHostOptions options, ILogger<HostJobs> logger)
         public int Items { get; } = items;
 
         public long Tokens { get; } = tokens;
+
+        /// <summary>Which part of a split client request this job is; null for a whole request.</summary>
+        public RequestPart? Part { get; } = part;
 
         public DateTimeOffset? StartedAt { get; set; }
 

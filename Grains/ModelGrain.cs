@@ -69,6 +69,8 @@ public sealed class ModelGrain(
             RescaleWithBaseline = work.RescaleWithBaseline,
             Lang = work.Lang,
             Baseline = work.Baseline is { } b ? new Baseline(b.Precision, b.Recall, b.F1) : null,
+            IdfWeights = work.IdfWeights is { } t ? TokenWeights.FromTable(t.TokenIds, t.Weights, t.Unlisted) : null,
+            BatchSize = BertScoreWork.MatchingChunk,
         };
         // Tokenizing and matching run on the thread pool, the forward passes on the model's batcher threads.
         var result = await Task.Run(
@@ -78,6 +80,14 @@ public sealed class ModelGrain(
                 cancellationToken)),
             cancellationToken);
         return new BertScoreScores(work.Model, result.Precision, result.Recall, result.F1, result.NumLayers, result.Hash, hostOptions.HostName);
+    }
+
+    public async Task<IdfTable> BertScoreIdfAsync(IdfWork work, CancellationToken cancellationToken)
+    {
+        var model = await ReadyAsync(BertScoreAsync);
+        var weights = await Task.Run(() => EngineErrors.Translate(() => model.InverseDocumentFrequency(work.References)), cancellationToken);
+        var listed = weights.Listed;
+        return new IdfTable([.. listed.Keys], [.. listed.Values], weights.Unlisted);
     }
 
     public Task<ModelDescription?> DescribeAsync()

@@ -34,10 +34,29 @@ public sealed record StatusResponse(QueueResponse Queue, IReadOnlyList<JobRespon
 
 public sealed record QueueResponse(int MaxConcurrent, int InFlight, int AvailableSlots, int WaitingEstimate);
 
-/// <summary>A job: an embed or bertscore request, or (type <c>download</c>) a model download, with its bytes done of its bytes total.</summary>
+/// <summary>
+/// A job: the seed's fields, its state and host; an embed or bertscore request, or (type <c>download</c>) a model
+/// download, with its bytes done of its bytes total. A job that is one part of a request the front split across hosts
+/// names it in <see cref="PartOf"/> (in <c>hosts[].active_jobs</c>); in the top-level <c>active_jobs</c> the parts of
+/// such a request are one job with the request's id, items and merged progress, its parts' hosts in
+/// <see cref="Host"/> and the parts themselves in <see cref="Parts"/>.
+/// </summary>
 public sealed record JobResponse(
-    string Id, string Type, DateTimeOffset? StartedAt, int Items, string Model, double Progress, string State, string Host,
-    long? BytesDone = null, long? BytesTotal = null);
+    string Id,
+    string Type,
+    DateTimeOffset? StartedAt,
+    int Items,
+    string Model,
+    double Progress,
+    string State,
+    string Host,
+    long? BytesDone = null,
+    long? BytesTotal = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] JobPartOfResponse? PartOf = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<JobResponse>? Parts = null);
+
+/// <summary>Part <see cref="Part"/> (from 1) of <see cref="Parts"/> of the request <see cref="RequestId"/>.</summary>
+public sealed record JobPartOfResponse(string RequestId, int Part, int Parts);
 
 public sealed record HostStatusResponse(string Name, int MaxConcurrent, int InFlight, int AvailableSlots, int Waiting, IReadOnlyList<JobResponse> ActiveJobs);
 

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using OrleansGpu.Api.Contracts;
 using OrleansGpu.Api.Http;
 using OrleansGpu.Api.Routing;
+using OrleansGpu.Api.Scatter;
 using OrleansGpu.Grains;
 
 namespace OrleansGpu.Api.Endpoints;
@@ -28,13 +29,13 @@ public static class OpenAiEndpoints
     }
 
     private static async Task<Ok<OpenAiEmbeddingsResponse>> EmbeddingsAsync(
-        OpenAiEmbeddingsRequest request, HostRouter router, IOptions<FrontDefaults> defaults, HttpContext context)
+        OpenAiEmbeddingsRequest request, ScatterGather cluster, IOptions<FrontDefaults> defaults, HttpContext context)
     {
         var input = request.Input!;
         IReadOnlyList<string> texts = input.TokenIds is { } ids ? [.. ids.Select(OpenAiTokens.Decode)] : (IReadOnlyList<string>)input.Texts!;
         var model = request.Model ?? defaults.Value.EmbedModel;
         var work = new EmbedWork(model, texts);
-        var batch = await router.ExecuteAsync(WorkSize.Tokens(texts), (host, ct) => host.EmbedAsync(work, ct), context.RequestAborted);
+        var batch = await cluster.EmbedAsync(work, context.RequestAborted);
         if (request.Dimensions is { } asked && asked > batch.Dimensions)
         {
             throw new ApiException(ErrorCodes.InvalidInput, $"Model '{model}' has {batch.Dimensions} dimensions; 'dimensions' may be at most that.", "dimensions");

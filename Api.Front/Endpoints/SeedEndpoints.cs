@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using OrleansGpu.Api.Contracts;
 using OrleansGpu.Api.Http;
 using OrleansGpu.Api.Routing;
+using OrleansGpu.Api.Scatter;
 using OrleansGpu.Grains;
 
 namespace OrleansGpu.Api.Endpoints;
@@ -70,21 +71,18 @@ public static class SeedEndpoints
         var inFlight = statuses.Sum(s => s.InFlight);
         return TypedResults.Ok(new StatusResponse(
             new QueueResponse(maxConcurrent, inFlight, Math.Max(0, maxConcurrent - inFlight), statuses.Sum(s => s.Waiting)),
-            [.. statuses.SelectMany(s => s.Jobs.Select(j => Job(j, s.Host)))],
+            SplitStatus.ActiveJobs(statuses),
             router.Strategy == RoutingStrategy.LeastBusy ? "least-busy" : "round-robin",
             [.. statuses.Select(s => new HostStatusResponse(
-                s.Host, s.MaxConcurrent, s.InFlight, Math.Max(0, s.MaxConcurrent - s.InFlight), s.Waiting, [.. s.Jobs.Select(j => Job(j, s.Host))]))]));
+                s.Host, s.MaxConcurrent, s.InFlight, Math.Max(0, s.MaxConcurrent - s.InFlight), s.Waiting, [.. s.Jobs.Select(j => SplitStatus.Job(j, s.Host))]))]));
     }
 
-    private static JobResponse Job(JobStatus j, string host) =>
-        new(j.Id, j.Type, j.StartedAt, j.Items, j.Model, j.Progress, j.State, host, j.BytesDone, j.BytesTotal);
-
-    private static async Task<Ok<EmbedResponse>> EmbedAsync(EmbedRequest request, HostRouter router, IOptions<FrontDefaults> defaults, HttpContext context)
+    private static async Task<Ok<EmbedResponse>> EmbedAsync(EmbedRequest request, ScatterGather cluster, IOptions<FrontDefaults> defaults, HttpContext context)
     {
         var texts = (IReadOnlyList<string>)request.Texts!;
         var model = request.Model ?? defaults.Value.EmbedModel;
         var work = new EmbedWork(model, texts, request.Normalize, request.Truncate ?? true);
-        var batch = await router.ExecuteAsync(WorkSize.Tokens(texts), (host, ct) => host.EmbedAsync(work, ct), context.RequestAborted);
+        var batch = await cluster.EmbedAsync(work, context.RequestAborted);
 
         context.Response.Headers["X-Gpu-Host"] = batch.Host;
         var rows = new float[batch.Count][];
@@ -96,7 +94,7 @@ public static class SeedEndpoints
         return TypedResults.Ok(new EmbedResponse(rows, model, batch.Dimensions));
     }
 
-    private static async Task<Ok<BertScoreResponse>> BertScoreAsync(BertScoreRequest request, HostRouter router, IOptions<FrontDefaults> defaults, HttpContext context)
+    private static async Task<Ok<BertScoreResponse>> BertScoreAsync(BertScoreRequest request, ScatterGather cluster, IOptions<FrontDefaults> defaults, HttpContext context)
     {
         var candidates = (IReadOnlyList<string>)request.Candidates!;
         var references = request.References!.Groups;
@@ -104,9 +102,7 @@ public static class SeedEndpoints
         var baseline = request.Baseline is { } b ? new BaselineValues((float)b.Precision!.Value, (float)b.Recall!.Value, (float)b.F1!.Value) : null;
         var work = new BertScoreWork(
             model, candidates, references, request.NumLayers, request.Idf ?? false, request.RescaleWithBaseline ?? false, request.Lang ?? "en", baseline);
-
-        var tokens = WorkSize.Tokens(candidates) + references.Sum(WorkSize.Tokens);
-        var scores = await router.ExecuteAsync(tokens, (host, ct) => host.BertScoreAsync(work, ct), context.RequestAborted);
+        var scores = await cluster.BertScoreAsync(work, context.RequestAborted);
 
         context.Response.Headers["X-Gpu-Host"] = scores.Host;
         return TypedResults.Ok(new BertScoreResponse(Finite(scores.Precision), Finite(scores.Recall), Finite(scores.F1), model, scores.NumLayers, scores.Hash));

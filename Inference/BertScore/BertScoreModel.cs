@@ -141,8 +141,13 @@ public sealed class BertScoreModel : IDisposable
             }
         }
 
+        if (request.IdfWeights is not null && !request.Idf)
+        {
+            throw new ArgumentException("Idf weights were given for a call without idf.");
+        }
+
         var weights = request.Idf
-            ? TokenWeights.InverseDocumentFrequency(pairReferences.Select(r => tokens[r]))
+            ? request.IdfWeights ?? TokenWeights.InverseDocumentFrequency(pairReferences.Select(r => tokens[r]))
             : TokenWeights.Uniform(Tokenizer.Special);
         return new PreparedCall(request, layer, baseline, pairCandidates, pairReferences, groups, tokens, weights);
     }
@@ -175,6 +180,13 @@ public sealed class BertScoreModel : IDisposable
 
         return new BertScoreResult(p, r2, f, call.Layer, Hash(Name, call.Layer, request.Idf, request.RescaleWithBaseline, request.Baseline is not null));
     }
+
+    /// <summary>
+    /// The idf weights a call with these references computes (bert_score's <c>get_idf_dict</c> over each candidate's
+    /// references in order, a reference given twice counting twice), for <see cref="BertScoreRequest.IdfWeights"/>.
+    /// </summary>
+    public TokenWeights InverseDocumentFrequency(IReadOnlyList<IReadOnlyList<string>> references) =>
+        TokenWeights.InverseDocumentFrequency(references.SelectMany(r => r).Select(Encode));
 
     /// <summary>bert_score's <c>get_hash</c> string, reporting the bert_score version whose numbers we reproduce.</summary>
     public static string Hash(string model, int layer, bool idf, bool rescaled, bool customBaseline)

@@ -14,6 +14,13 @@ public sealed record BertScoreRequest
     /// <summary>Weigh tokens by inverse document frequency over the references of this call.</summary>
     public bool Idf { get; init; }
 
+    /// <summary>
+    /// With <see cref="Idf"/>: weights computed beforehand by <see cref="BertScoreModel.InverseDocumentFrequency"/> over
+    /// the references of a larger call this one is a part of, so that the part scores as the whole call would. Null:
+    /// from the references of this call.
+    /// </summary>
+    public TokenWeights? IdfWeights { get; init; }
+
     /// <summary>Rescale with a baseline: <see cref="Baseline"/> when given, else the one bert_score ships for the model.</summary>
     public bool RescaleWithBaseline { get; init; }
 
