@@ -6,10 +6,7 @@ namespace OrleansGpu.Inference.Tokenization;
 public static class TokenizerLoader
 {
     /// <summary>Whether <paramref name="directory"/> holds tokenizer files we can read.</summary>
-    public static bool HasTokenizer(string directory) =>
-        File.Exists(Path.Combine(directory, "tokenizer.json"))
-        || File.Exists(Path.Combine(directory, "vocab.txt"))
-        || (File.Exists(Path.Combine(directory, "vocab.json")) && File.Exists(Path.Combine(directory, "merges.txt")));
+    public static bool HasTokenizer(string directory) => TokenizerFiles.HasReadable(TokenizerFiles.In(directory));
 
     /// <param name="directory">The model folder.</param>
     /// <param name="lowercaseHint">do_lower_case from tokenizer_config.json, used for a bare vocab.txt.</param>
