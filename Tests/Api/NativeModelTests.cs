@@ -45,8 +45,9 @@ public sealed class NativeModelTests(NativeModelTests.Host host) : IClassFixture
 
         // A restart: the model comes from the Hugging Face cache and its graphs from the graph cache.
         await host.RestartAsync();
-        AssertScores(await ScoreAsync(http, layer: 2, idf: false), 2, idf: false);
-        AssertScores(await ScoreAsync(http, layer: null, idf: true), 3, idf: true);
+        using var restarted = host.Client();
+        AssertScores(await ScoreAsync(restarted, layer: 2, idf: false), 2, idf: false);
+        AssertScores(await ScoreAsync(restarted, layer: null, idf: true), 3, idf: true);
         Assert.Equal(hubRequests, host.Hub.Requests.Count);
         Assert.DoesNotContain("Built the native graph", host.Front.Output);
         Assert.Equal(2, Count(host.Front.Output, $"Using the cached native graph of {Deberta}"));
