@@ -42,9 +42,6 @@ public sealed record NativeGraph(string OnnxPath, bool Built)
 {
     /// <summary>The folder of the graph and its weights: where ONNX Runtime must look for external data when the graph is opened from bytes.</summary>
     public string Folder => Path.GetDirectoryName(OnnxPath)!;
-
-    /// <summary>The graph without its weights (small), for appending to it (pooling) before opening it from bytes with <see cref="Folder"/>.</summary>
-    public ModelProto LoadModel() => ModelProto.Parser.ParseFrom(File.ReadAllBytes(OnnxPath));
 }
 
 /// <summary>
