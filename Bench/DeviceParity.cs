@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using OrleansGpu.Inference.Embeddings;
+using OrleansGpu.Inference.Graphs;
 using OrleansGpu.Inference.Models;
 using OrleansGpu.Inference.Onnx;
 
@@ -29,8 +30,9 @@ internal static class DeviceParity
         var corpus = new Corpus();
         string[] texts = [.. oracleTexts, .. corpus.Sentences(600, 8, 24), .. corpus.Sentences(100, 150, 220)];
 
-        using var cpu = EmbeddingModel.Load(folder, new EncoderOptions { Device = ExecutionDevice.Cpu });
-        using var onDevice = EmbeddingModel.Load(folder, new EncoderOptions { Device = device });
+        var graphs = new ModelGraphs(options.GraphCache ?? CacheFolders.Graphs);
+        using var cpu = EmbeddingModel.Load(folder, graphs, new EncoderOptions { Device = ExecutionDevice.Cpu });
+        using var onDevice = EmbeddingModel.Load(folder, graphs, new EncoderOptions { Device = device });
         var embedOptions = new EmbedOptions { BatchSize = 64 };
         var cpuVectors = cpu.Embed(texts, embedOptions);
         var clock = Stopwatch.StartNew();

@@ -43,8 +43,17 @@ public static class ErrorCodes
     public const string InputTooLong = "input_too_long";
     public const string BaselineNotFound = "baseline_not_found";
 
-    /// <summary>The model exists but this build cannot run it (no ONNX export and no native build, or modules it does not apply).</summary>
+    /// <summary>
+    /// The model exists but this build cannot run it: an architecture or setting the graph builder does not build (and
+    /// no ONNX export), a tokenizer it does not read (SentencePiece), or modules it does not apply.
+    /// </summary>
     public const string ModelUnsupported = "model_unsupported";
+
+    /// <summary>
+    /// This host's copy of the model's weights cannot be read (damaged, cut short, not a checkpoint the readers accept):
+    /// a fault of the host's files, which another host's copy may not share, unlike the other codes here.
+    /// </summary>
+    public const string ModelUnreadable = "model_unreadable";
 
     /// <summary>Not on the host, and the operator's allow list (MODEL_ALLOW) does not let requests download it.</summary>
     public const string ModelNotAllowed = "model_not_allowed";

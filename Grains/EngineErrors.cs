@@ -19,6 +19,7 @@ internal static class EngineErrors
         HubUnavailableException ex => new InvalidWorkException(ErrorCodes.HubUnreachable, ex.Message),
         ModelDownloadException ex => new InvalidWorkException(ErrorCodes.ModelDownloadFailed, ex.Message),
         ModelNotSupportedException ex => new InvalidWorkException(ErrorCodes.ModelUnsupported, ex.Message),
+        ModelUnreadableException ex => new InvalidWorkException(ErrorCodes.ModelUnreadable, ex.Message),
         InvalidModelException ex => new InvalidWorkException(ErrorCodes.ModelInvalid, ex.Message),
         InputTooLongException ex => new InvalidWorkException(ErrorCodes.InputTooLong, ex.Message),
         BaselineNotFoundException ex => new InvalidWorkException(ErrorCodes.BaselineNotFound, ex.Message),

@@ -27,6 +27,7 @@ public sealed class GpuHostOptions
         new("GPU_MAX_BATCH_SEQUENCES", nameof(MaxBatchSequences)),
         new("TORCH_DEVICE", nameof(Device)),
         new("MODELS_DIR", nameof(ModelsDirectory)),
+        new("GRAPHS_DIR", nameof(GraphsDirectory)),
         new("MODEL_EMBED", nameof(DefaultEmbedModel)),
         new("MODEL_BERTSCORE", nameof(DefaultBertScoreModel)),
         new("GPU_WARM_DEFAULTS", nameof(WarmDefaults)),
@@ -58,8 +59,14 @@ public sealed class GpuHostOptions
     /// <summary>auto, cpu, cuda or cuda:N (<c>TORCH_DEVICE</c>, the seed's name, or <c>Gpu:Device</c>).</summary>
     public string Device { get; set; } = "auto";
 
-    /// <summary>The models folder (<c>MODELS_DIR</c>).</summary>
+    /// <summary>The models folder (<c>MODELS_DIR</c>, default <c>~/.cache/orleansgpu/models</c>).</summary>
     public string? ModelsDirectory { get; set; }
+
+    /// <summary>
+    /// Where graphs built from native checkpoints are kept (<c>GRAPHS_DIR</c>, default <c>~/.cache/orleansgpu/graphs</c>),
+    /// shared by the silos of a machine; a restart opens them without building again.
+    /// </summary>
+    public string? GraphsDirectory { get; set; }
 
     /// <summary>Default embedding model, warmed at start (<c>MODEL_EMBED</c>).</summary>
     public string DefaultEmbedModel { get; set; } = "all-MiniLM-L6-v2";

@@ -3,6 +3,7 @@ using Orleans.Concurrency;
 using OrleansGpu.Grains.Placement;
 using OrleansGpu.Inference.BertScore;
 using OrleansGpu.Inference.Embeddings;
+using OrleansGpu.Inference.Graphs;
 using OrleansGpu.Inference.Models;
 using OrleansGpu.Inference.Onnx;
 
@@ -10,13 +11,15 @@ namespace OrleansGpu.Grains;
 
 /// <summary>
 /// One model on one host. Loads on first use, once (concurrent first callers share the load), from the models
-/// folder, the Hugging Face cache, or the hub (downloaded first); keeps the ONNX Runtime sessions for as long as the
-/// grain lives, and runs the work off the Orleans scheduler. A model that fails to load keeps no activation.
+/// folder, the Hugging Face cache, or the hub (downloaded first), through its ONNX export or a graph built from its
+/// checkpoint (<see cref="ModelGraphs"/>); keeps the ONNX Runtime sessions for as long as the grain lives, and runs
+/// the work off the Orleans scheduler. A model that fails to load keeps no activation.
 /// </summary>
 [Reentrant]
 [SiloKeyedPlacement]
 public sealed class ModelGrain(
     ModelSources sources,
+    ModelGraphs graphs,
     HostModels models,
     EncoderOptions encoderOptions,
     GpuHostOptions hostOptions,
@@ -120,54 +123,52 @@ public sealed class ModelGrain(
         }
     }
 
-    // A failed load is not kept: the next call tries again (the model may have been installed since).
-    private Task<EmbeddingModel> EmbeddingAsync()
+    private Task<EmbeddingModel> EmbeddingAsync() => LoadOnceAsync(ref _embedding, folder =>
     {
-        if (_embedding is null || _embedding.IsFaulted)
+        var model = EmbeddingModel.Load(folder, graphs, encoderOptions, BatchLimits);
+        logger.LogInformation(
+            "Loaded {Model} for embeddings on {Provider} ({Dimensions} dimensions, {Pooling} pooling{Normalize})",
+            folder.Name, model.Provider, model.Dimensions, model.Pooling.Describe(), model.Normalizes ? ", normalised" : string.Empty);
+        return model;
+    });
+
+    private Task<BertScoreModel> BertScoreAsync() => LoadOnceAsync(ref _bertScore, folder =>
+    {
+        var model = new BertScoreModel(folder, graphs, encoderOptions, BatchLimits);
+        try
         {
-            _embedding = Task.Run(() => EngineErrors.TranslateAsync(async () =>
+            // The default layer's graph is opened now (built first when the model has no export and the cache lacks it).
+            var provider = model.Warm();
+            logger.LogInformation("Loaded {Model} for BERTScore on {Provider} (layer {Layer} of {Layers})", folder.Name, provider, model.DefaultLayer, model.TotalLayers);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    });
+
+    /// <summary>
+    /// The one load path of this grain: the model's files found (or downloaded) by the host's sources, then
+    /// <paramref name="load"/> on them, off the scheduler; concurrent first callers share it. A failed load is not kept:
+    /// the next call tries again (the model may have been installed or repaired since).
+    /// </summary>
+    private Task<T> LoadOnceAsync<T>(ref Task<T>? slot, Func<ModelFolder, T> load)
+    {
+        if (slot is null || slot.IsFaulted)
+        {
+            slot = Task.Run(() => EngineErrors.TranslateAsync(async () =>
             {
                 var folder = await sources.ResolveAsync(ModelName);
-                var model = EmbeddingModel.Load(folder, encoderOptions, BatchLimits);
+                var model = load(folder);
                 Interlocked.Increment(ref _loads);
                 models.MarkLoaded(ModelName);
-                logger.LogInformation(
-                    "Loaded {Model} for embeddings on {Provider} ({Dimensions} dimensions, {Pooling} pooling{Normalize})",
-                    folder.Name, model.Provider, model.Dimensions, model.Pooling.Describe(), model.Normalizes ? ", normalised" : string.Empty);
                 return model;
             }));
         }
 
-        return _embedding;
-    }
-
-    private Task<BertScoreModel> BertScoreAsync()
-    {
-        if (_bertScore is null || _bertScore.IsFaulted)
-        {
-            _bertScore = Task.Run(() => EngineErrors.TranslateAsync(async () =>
-            {
-                var folder = await sources.ResolveAsync(ModelName);
-                var model = new BertScoreModel(folder, encoderOptions, BatchLimits);
-                string provider;
-                try
-                {
-                    provider = model.Warm();
-                }
-                catch
-                {
-                    model.Dispose();
-                    throw;
-                }
-
-                Interlocked.Increment(ref _loads);
-                models.MarkLoaded(ModelName);
-                logger.LogInformation("Loaded {Model} for BERTScore on {Provider} (layer {Layer} of {Layers})", folder.Name, provider, model.DefaultLayer, model.TotalLayers);
-                return model;
-            }));
-        }
-
-        return _bertScore;
+        return slot;
     }
 
     private BatchLimits BatchLimits => new()

@@ -9,7 +9,8 @@ using OrleansGpu.Grains.Security;
 //   Silo.Gpu                 run the silo
 //   Silo.Gpu apply-schema    create or update the PostgreSQL membership schema, then exit
 //   Silo.Gpu make-certs      make a cluster CA and host certificates for mutual TLS (--hosts a,b --out DIR), then exit
-//   Silo.Gpu fetch MODEL...  download models from the Hugging Face hub into the Hugging Face cache, then exit
+//   Silo.Gpu fetch MODEL...  download models from the Hugging Face hub into the Hugging Face cache and build the graphs
+//                            of those without an ONNX export (--no-build: download only), then exit
 if (args is ["make-certs", .. var certArgs])
 {
     return ClusterCertificateAuthority.Run(certArgs, Console.Out, Console.Error);

@@ -17,11 +17,12 @@ COPY --from=dotnet /usr/share/dotnet /usr/share/dotnet
 RUN ln -s /usr/share/dotnet/dotnet /usr/bin/dotnet
 ENV DOTNET_RUNNING_IN_CONTAINER=true \
     MODELS_DIR=/models \
+    GRAPHS_DIR=/graphs \
     HF_HOME=/huggingface \
     TORCH_DEVICE=auto
 WORKDIR /app
 COPY --from=build /app .
-VOLUME /models /huggingface
+VOLUME /models /graphs /huggingface
 # Silo-to-silo and client gateway ports.
 EXPOSE 11111 30000
 ENTRYPOINT ["dotnet", "Silo.Gpu.dll"]

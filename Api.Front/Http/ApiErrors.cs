@@ -50,6 +50,9 @@ public static class ApiErrorCatalog
         [ErrorCodes.ModelNotAllowed] = StatusCodes.Status403Forbidden,
         [ErrorCodes.ModelGated] = StatusCodes.Status403Forbidden,
         [ErrorCodes.ModelDownloadFailed] = StatusCodes.Status502BadGateway,
+
+        // The host's copy of the files is at fault, not the request.
+        [ErrorCodes.ModelUnreadable] = StatusCodes.Status500InternalServerError,
         [ErrorCodes.HubUnreachable] = StatusCodes.Status503ServiceUnavailable,
         [ApiErrorCodes.Unauthorized] = StatusCodes.Status401Unauthorized,
         [ErrorCodes.ModelNotFound] = StatusCodes.Status404NotFound,

@@ -6,14 +6,15 @@ using Orleans.Configuration;
 using Orleans.Dashboard;
 using Orleans.Hosting;
 using OrleansGpu.Grains.Placement;
+using OrleansGpu.Inference.Graphs;
 using OrleansGpu.Inference.Models;
 using OrleansGpu.Inference.Onnx;
 
 namespace OrleansGpu.Grains.Hosting;
 
 /// <summary>What makes a silo a GPU host: its name, the placement that pins host and model grains to it, where
-/// models come from (models folder, Hugging Face cache and hub), the device, the job table, the hardware probe, and
-/// the warm-up of the default models.</summary>
+/// models come from (models folder, Hugging Face cache and hub) and where the graphs built from them are kept, the
+/// device, the job table, the hardware probe, and the warm-up of the default models.</summary>
 public static class GpuSiloHosting
 {
     /// <summary>How long one grain call may run: the longest job a host accepts.</summary>
@@ -45,6 +46,9 @@ public static class GpuSiloHosting
             sp.GetRequiredService<ModelStore>(),
             sp.GetRequiredService<GpuHostOptions>().EffectiveSources,
             sp.GetRequiredService<ILoggerFactory>().CreateLogger<ModelSources>()));
+        silo.Services.AddSingleton(sp => new ModelGraphs(
+            sp.GetRequiredService<GpuHostOptions>().GraphsDirectory ?? CacheFolders.Graphs,
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger<ModelGraphs>()));
         silo.Services.AddSingleton(sp => new EncoderOptions
         {
             Device = ExecutionDevice.Parse(sp.GetRequiredService<GpuHostOptions>().Device),

@@ -30,9 +30,11 @@ public static class BertScoreDefaults
     /// <summary>The hub moved some of bert_score's bare names under organisations; either spelling finds the default.</summary>
     private static readonly string[] LegacyOrganisations = ["FacebookAI/", "google-bert/", "distilbert/"];
 
-    /// <summary>The layer bert_score uses for <paramref name="model"/> by default, if it has one.</summary>
+    /// <summary>The layer bert_score uses for <paramref name="model"/> by default, if it has one (a pinned revision, <c>@v1</c>, changes nothing).</summary>
     public static int? DefaultLayer(string model)
     {
+        var at = model.IndexOf('@', StringComparison.Ordinal);
+        model = at < 0 ? model : model[..at];
         if (DefaultLayers.TryGetValue(model, out var layer))
         {
             return layer;

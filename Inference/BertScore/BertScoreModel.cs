@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using OrleansGpu.Inference.Diagnostics;
 using OrleansGpu.Inference.Embeddings;
+using OrleansGpu.Inference.Graphs;
 using OrleansGpu.Inference.Models;
 using OrleansGpu.Inference.Onnx;
 using OrleansGpu.Inference.Tokenization;
@@ -10,7 +11,8 @@ namespace OrleansGpu.Inference.BertScore;
 
 /// <summary>
 /// BERTScore exactly as bert_score 0.3.13 computes it: texts stripped, tokenised with the model's special tokens
-/// (a prefix space for RoBERTa/GPT-2 tokenizers), hidden states of layer L of the model cut there, each token
+/// (a prefix space for RoBERTa/GPT-2 tokenizers), hidden states of layer L of the model cut there (an export cut at
+/// L, or a graph built with L layers), each token
 /// vector L2-normalised, greedy cosine matching in which [CLS]/[SEP] weigh 0 but remain match targets, idf from the
 /// references of the call, per-metric maximum over several references, optional baseline rescaling.
 /// </summary>
@@ -20,25 +22,29 @@ public sealed class BertScoreModel : IDisposable
     public const string CompatibleVersion = "version=0.3.12(hug_trans=5.17.0)";
 
     private readonly ModelFolder _folder;
+    private readonly ModelGraphs _graphs;
     private readonly EncoderOptions _encoderOptions;
     private readonly BatchLimits _limits;
     private readonly ConcurrentDictionary<int, Lazy<LayerEncoder>> _encoders = new();
 
     /// <param name="folder">The model.</param>
+    /// <param name="graphs">
+    /// Where the graph of each layer used comes from: its ONNX export cut at the layer, or a graph built from its
+    /// checkpoint with exactly that many layers.
+    /// </param>
     /// <param name="encoderOptions">How to open its ONNX Runtime sessions (one per layer used).</param>
     /// <param name="limits">The forward passes of <see cref="ScoreAsync"/>, shared by all its callers.</param>
-    public BertScoreModel(ModelFolder folder, EncoderOptions encoderOptions, BatchLimits? limits = null)
+    public BertScoreModel(ModelFolder folder, ModelGraphs graphs, EncoderOptions encoderOptions, BatchLimits? limits = null)
     {
         _folder = folder;
+        _graphs = graphs;
         _encoderOptions = encoderOptions;
         _limits = limits ?? new BatchLimits();
         var tokenizer = TokenizerLoader.Load(folder.Directory, folder.Config.DoLowerCase);
         Tokenizer = tokenizer is ByteLevelBpeTokenizer bpe
             ? bpe.WithPrefixSpace(BertScoreDefaults.AddsPrefixSpace(folder.Config.ModelType))
             : tokenizer;
-        // Parsing the graph costs seconds and gigabytes for the large models, so only when config.json is silent.
-        TotalLayers = folder.Config.NumHiddenLayers
-            ?? LayerCut.CountLayers(global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(folder.OnnxPath)));
+        TotalLayers = graphs.LayerCount(folder);
         DefaultLayer = BertScoreDefaults.DefaultLayer(folder.Name) ?? TotalLayers;
         MaxTokens = folder.Config.TokenizerLimit;
     }
@@ -55,10 +61,10 @@ public sealed class BertScoreModel : IDisposable
     /// <summary>Tokens kept per text, specials included (the tokenizer's <c>model_max_length</c>).</summary>
     public int MaxTokens { get; }
 
-    /// <summary>Opens the graph cut at <paramref name="layer"/> now rather than on first use.</summary>
+    /// <summary>Opens the graph of <paramref name="layer"/> now rather than on first use (building it first when it must be).</summary>
     public string Warm(int? layer = null) => EncoderFor(layer ?? DefaultLayer).Encoder.Provider;
 
-    /// <summary>Layers whose cut graph is open.</summary>
+    /// <summary>Layers whose graph is open.</summary>
     public IReadOnlyCollection<int> OpenLayers => [.. _encoders.Where(e => e.Value.IsValueCreated).Select(e => e.Key)];
 
     /// <summary>Scores the request, waiting for it (see <see cref="ScoreAsync"/>).</summary>
@@ -209,8 +215,20 @@ public sealed class BertScoreModel : IDisposable
             : Tokenizer.Encode(stripped, MaxTokens);
     }
 
-    private LayerEncoder EncoderFor(int layer) =>
-        _encoders.GetOrAdd(layer, l => new Lazy<LayerEncoder>(() => OpenLayer(l), LazyThreadSafetyMode.ExecutionAndPublication)).Value;
+    private LayerEncoder EncoderFor(int layer)
+    {
+        var encoder = _encoders.GetOrAdd(layer, l => new Lazy<LayerEncoder>(() => OpenLayer(l), LazyThreadSafetyMode.ExecutionAndPublication));
+        try
+        {
+            return encoder.Value;
+        }
+        catch
+        {
+            // A Lazy keeps its exception; the next caller tries again (the files may have been repaired meanwhile).
+            _encoders.TryRemove(new KeyValuePair<int, Lazy<LayerEncoder>>(layer, encoder));
+            throw;
+        }
+    }
 
     /// <summary>The task the engine's measurements tag this model's work with.</summary>
     public const string Task = "bertscore";
@@ -218,14 +236,10 @@ public sealed class BertScoreModel : IDisposable
     private LayerEncoder OpenLayer(int layer)
     {
         var started = Stopwatch.GetTimestamp();
-        var encoder = layer == TotalLayers
-            ? OnnxEncoder.Open(_folder.OnnxPath, _encoderOptions)
-            : OnnxEncoder.Open(LayerCut.Cut(File.ReadAllBytes(_folder.OnnxPath), layer), Path.GetDirectoryName(_folder.OnnxPath), _encoderOptions);
+        var graph = _graphs.Get(_folder, layer);
+        var encoder = graph.Open(_encoderOptions);
         InferenceMetrics.RecordLoad(Name, Task, started);
-
-        // The graph cut at a layer keeps the embeddings and that many layers: about that share of the weights.
-        var weights = InferenceMetrics.WeightBytes(_folder.OnnxPath);
-        var memory = InferenceMetrics.TrackLoaded(Name, Task, TotalLayers > 0 ? weights * layer / TotalLayers : weights);
+        var memory = InferenceMetrics.TrackLoaded(Name, Task, graph.WeightBytes);
         var batcher = new Lazy<EncoderBatcher>(() => new EncoderBatcher(encoder, Tokenizer.Special.Pad, _limits, InferenceMetrics.Tags(Name, Task)));
         return new LayerEncoder(encoder, batcher, memory);
     }

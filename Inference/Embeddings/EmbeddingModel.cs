@@ -1,7 +1,6 @@
-using Google.Protobuf;
 using System.Diagnostics;
-using Onnx;
 using OrleansGpu.Inference.Diagnostics;
+using OrleansGpu.Inference.Graphs;
 using OrleansGpu.Inference.Models;
 using OrleansGpu.Inference.Onnx;
 using OrleansGpu.Inference.Tokenization;
@@ -86,9 +85,10 @@ public sealed class EmbeddingModel : IDisposable
     public bool OnGpu => _encoder.OnGpu;
 
     /// <param name="folder">The model.</param>
+    /// <param name="graphs">Where its graph comes from: its ONNX export, or the one built from its checkpoint (all layers).</param>
     /// <param name="options">How to open its ONNX Runtime session.</param>
     /// <param name="limits">The forward passes of <see cref="EmbedAsync"/>, shared by all its callers.</param>
-    public static EmbeddingModel Load(ModelFolder folder, EncoderOptions options, BatchLimits? limits = null)
+    public static EmbeddingModel Load(ModelFolder folder, ModelGraphs graphs, EncoderOptions options, BatchLimits? limits = null)
     {
         var started = Stopwatch.GetTimestamp();
         var modules = folder.SentenceTransformers;
@@ -100,21 +100,22 @@ public sealed class EmbeddingModel : IDisposable
                 + "(it applies Transformer, Pooling and Normalize), so its embeddings would differ from sentence-transformers'.");
         }
 
-        var onnxPath = folder.OnnxPath;
         var tokenizer = TokenizerLoader.Load(folder.Directory, folder.Config.DoLowerCase);
 
-        // Pool on the device when the graph allows it (it has an attention mask); otherwise here, from the hidden states.
-        var graph = ModelProto.Parser.ParseFrom(File.ReadAllBytes(onnxPath));
+        // sentence-transformers pools the last layer's hidden states. Pool on the device when the graph allows it (it
+        // has an attention mask); otherwise here, from the hidden states.
+        var source = graphs.Get(folder);
+        var graph = source.LoadModel();
         var pooledInGraph = PoolingGraph.CanPool(graph, modules.Pooling);
         OnnxEncoder encoder;
         if (pooledInGraph)
         {
             PoolingGraph.AppendInPlace(graph, modules.Pooling);
-            encoder = OnnxEncoder.Open(graph.ToByteArray(), Path.GetDirectoryName(onnxPath), options);
+            encoder = source.Open(graph, options);
         }
         else
         {
-            encoder = OnnxEncoder.Open(onnxPath, options);
+            encoder = source.Open(options);
         }
 
         try
@@ -126,7 +127,7 @@ public sealed class EmbeddingModel : IDisposable
             }
 
             InferenceMetrics.RecordLoad(folder.Name, Task, started);
-            model._memory = InferenceMetrics.TrackLoaded(folder.Name, Task, InferenceMetrics.WeightBytes(folder.OnnxPath));
+            model._memory = InferenceMetrics.TrackLoaded(folder.Name, Task, source.WeightBytes);
             return model;
         }
         catch

@@ -4,8 +4,11 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Google.Protobuf;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Onnx;
 using OrleansGpu.Inference.Checkpoints;
+using OrleansGpu.Inference.Files;
 using OrleansGpu.Inference.Graphs.Families;
 
 namespace OrleansGpu.Inference.Graphs;
@@ -39,9 +42,6 @@ public sealed record NativeGraph(string OnnxPath, bool Built)
 {
     /// <summary>The folder of the graph and its weights: where ONNX Runtime must look for external data when the graph is opened from bytes.</summary>
     public string Folder => Path.GetDirectoryName(OnnxPath)!;
-
-    /// <summary>The graph without its weights (small), for appending to it (pooling) before opening it from bytes with <see cref="Folder"/>.</summary>
-    public ModelProto LoadModel() => ModelProto.Parser.ParseFrom(File.ReadAllBytes(OnnxPath));
 }
 
 /// <summary>
@@ -80,14 +80,21 @@ public static class NativeEncoderGraphs
 
     /// <summary>
     /// The graph for these inputs from <paramref name="cacheDirectory"/>, built there first if it is not yet: in a
-    /// folder named by a hash of the weight files in <paramref name="modelDirectory"/> (path, size, modification
-    /// time), the checkpoint's tensor list, the config, the layer count, the options and <see cref="BuilderVersion"/>.
-    /// The folder is written under a temporary name and renamed when complete, so a crash never leaves a folder that
-    /// would be used.
+    /// folder named by <see cref="CacheKey"/>. The folder is written under a temporary name and renamed when complete,
+    /// so a crash never leaves a folder that would be used. One build per graph on the machine: the processes that
+    /// share the cache (the silos of a machine, <c>Silo.Gpu fetch</c>) take a lock file per graph
+    /// (<see cref="LockPath"/>), so one builds while the others wait, then open what it built.
     /// </summary>
     /// <param name="layers">The hidden state to output (0 = embeddings); null for the last layer.</param>
+    /// <param name="logger">Hears when this call waits for another process's build of the same graph.</param>
     public static NativeGraph GetOrBuildGraph(
-        string modelDirectory, ICheckpoint checkpoint, ModelArchitectureConfig config, int? layers, string cacheDirectory, NativeGraphOptions? options = null)
+        string modelDirectory,
+        ICheckpoint checkpoint,
+        ModelArchitectureConfig config,
+        int? layers,
+        string cacheDirectory,
+        NativeGraphOptions? options = null,
+        ILogger? logger = null)
     {
         options ??= new NativeGraphOptions();
         var layer = ResolveLayers(config, layers);
@@ -102,6 +109,8 @@ public static class NativeEncoderGraphs
 
         lock (KeyLocks.GetOrAdd(key, _ => new Lock()))
         {
+            using var machineLock = FileLock.Acquire(
+                LockPath(cacheDirectory, key), logger ?? NullLogger.Instance, $"another process's build of the {config.ModelType} graph {key} ({layer} layers)");
             if (IsComplete(final))
             {
                 return new NativeGraph(onnx, Built: false);
@@ -116,7 +125,7 @@ public static class NativeEncoderGraphs
             }
             catch (IOException) when (IsComplete(final))
             {
-                // Another process built the same graph and renamed it first; theirs is as good.
+                // A builder that took no lock renamed the same graph into place first; theirs is as good.
                 TryDelete(temporary);
                 return new NativeGraph(onnx, Built: false);
             }
@@ -129,6 +138,9 @@ public static class NativeEncoderGraphs
             return new NativeGraph(onnx, Built: true);
         }
     }
+
+    /// <summary>The lock file a build of the graph <paramref name="key"/> holds: beside its folder, <c>{key}.lock</c>.</summary>
+    public static string LockPath(string cacheDirectory, string key) => Path.Combine(cacheDirectory, key + ".lock");
 
     /// <summary>
     /// Builds the graph into <paramref name="outputDirectory"/> (created; it must not hold a graph already) and
@@ -194,15 +206,20 @@ public static class NativeEncoderGraphs
         return onnx;
     }
 
-    /// <summary>The cache folder's name for these inputs (a SHA-256, hex).</summary>
+    /// <summary>
+    /// The cache folder's name for these inputs (a SHA-256, hex): the builder version, the config, the layer count,
+    /// the options, the checkpoint's tensor list and the identity of the weight files in
+    /// <paramref name="modelDirectory"/> (see <see cref="WeightFileIdentities"/>), which is the same on every machine
+    /// that holds the same files, so a cache copied with the models is used there as it is.
+    /// </summary>
     public static string CacheKey(string modelDirectory, ICheckpoint checkpoint, ModelArchitectureConfig config, int layers, NativeGraphOptions options)
     {
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"builder {BuilderVersion}\nconfig {config.ModelType} {config.Fingerprint}\nlayers {layers}\n");
         text.Append(CultureInfo.InvariantCulture, $"variant {options.Variant}\nall layers {options.ExposeAllLayers}\n");
-        foreach (var file in WeightFiles(modelDirectory))
+        foreach (var file in WeightFileIdentities(modelDirectory))
         {
-            text.Append(CultureInfo.InvariantCulture, $"file {file.Path} {file.Length} {file.Modified.Ticks}\n");
+            text.Append("file ").Append(file).Append('\n');
         }
 
         text.Append(CultureInfo.InvariantCulture, $"checkpoint {checkpoint.GetType().FullName}\n");
@@ -234,8 +251,13 @@ public static class NativeEncoderGraphs
         graph.Output.Add(OnnxGraphWriter.Tensor(name, TensorProto.Types.DataType.Float, "batch", "sequence", hidden));
     }
 
-    /// <summary>The files a checkpoint may be read from: safetensors, PyTorch pickles and their shard indexes; links resolved (the HF cache's snapshots link to blobs).</summary>
-    private static IEnumerable<(string Path, long Length, DateTime Modified)> WeightFiles(string modelDirectory)
+    /// <summary>
+    /// The files a checkpoint may be read from (safetensors, PyTorch pickles, shard indexes), each as its name and
+    /// what identifies its content: in the Hugging Face cache, where the file is a link to a blob named by its content's
+    /// sha256 (or git sha1), that name; elsewhere its size and modification time, which copies that keep times
+    /// (<c>cp -a</c>, <c>rsync -a</c>) keep. Not the path: the same files under another folder are the same graph.
+    /// </summary>
+    private static IEnumerable<string> WeightFileIdentities(string modelDirectory)
     {
         if (!Directory.Exists(modelDirectory))
         {
@@ -246,10 +268,16 @@ public static class NativeEncoderGraphs
         foreach (var path in patterns.SelectMany(p => Directory.EnumerateFiles(modelDirectory, p)).Distinct().Order(StringComparer.Ordinal))
         {
             var info = new FileInfo(path);
-            var target = info.LinkTarget is null ? info : info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info;
-            yield return (Path.GetFullPath(path), target.Length, target.LastWriteTimeUtc);
+            var target = info.LinkTarget is null ? null : info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo;
+            var name = Path.GetFileName(path);
+            yield return target is not null && IsContentHash(target.Name)
+                ? $"{name} blob {target.Name}"
+                : string.Create(CultureInfo.InvariantCulture, $"{name} {(target ?? info).Length} {(target ?? info).LastWriteTimeUtc.Ticks}");
         }
     }
+
+    /// <summary>A sha256 (LFS files) or git sha1 (small files) in hex: how the Hugging Face cache names its blobs.</summary>
+    private static bool IsContentHash(string name) => name.Length is 64 or 40 && name.All(char.IsAsciiHexDigitLower);
 
     private static void WriteManifest(string directory, ModelArchitectureConfig config, int layers, NativeGraphOptions options)
     {
@@ -292,8 +320,8 @@ public static class NativeEncoderGraphs
     }
 
     /// <summary>
-    /// Removes what a failed or crashed build of this key left: the final folder if it is incomplete, and temporary
-    /// folders old enough that no build can still be writing them.
+    /// Removes what a failed or crashed build of this key left: the final folder if it is incomplete, and its
+    /// temporary folders. Called with the key's lock held, so no build can still be writing them.
     /// </summary>
     private static void RemoveLeftovers(string cacheDirectory, string key, string final)
     {
@@ -304,10 +332,7 @@ public static class NativeEncoderGraphs
 
         foreach (var stale in Directory.EnumerateDirectories(cacheDirectory, $"{BuildingPrefix}{key}-*"))
         {
-            if (DateTime.UtcNow - Directory.GetLastWriteTimeUtc(stale) > TimeSpan.FromHours(6))
-            {
-                TryDelete(stale);
-            }
+            TryDelete(stale);
         }
     }
 

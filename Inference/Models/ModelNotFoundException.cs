@@ -13,17 +13,24 @@ public sealed class ModelNotFoundException(string model, string message, IReadOn
 }
 
 /// <summary>A model folder exists but cannot be used (missing or unreadable files).</summary>
-public class InvalidModelException(string model, string reason)
-    : Exception($"Model '{model}' cannot be loaded: {reason}")
+public class InvalidModelException(string model, string reason, Exception? inner = null)
+    : Exception($"Model '{model}' cannot be loaded: {reason}", inner)
 {
     public string Model { get; } = model;
 }
 
 /// <summary>
-/// The model exists but this build cannot run it: a native checkpoint without an ONNX export while the graph builder
-/// is not available, or sentence-transformers modules we do not apply.
+/// The model exists but this build cannot run it: an architecture or setting the graph builder does not build (and no
+/// ONNX export), a tokenizer we do not read (SentencePiece), or sentence-transformers modules we do not apply.
 /// </summary>
 public sealed class ModelNotSupportedException(string model, string reason) : InvalidModelException(model, reason);
+
+/// <summary>
+/// This host's copy of the model's weights cannot be read: a file that is damaged, cut short, or not a checkpoint the
+/// readers accept. Unlike the other <see cref="InvalidModelException"/>s it is a fault of the host's files rather than
+/// of the request: another host's copy may be fine.
+/// </summary>
+public sealed class ModelUnreadableException(string model, string reason, Exception? inner = null) : InvalidModelException(model, reason, inner);
 
 /// <summary>The model is not on this host and the operator's allow list does not let requests download it.</summary>
 public sealed class ModelNotAllowedException(string model, string message) : Exception(message)

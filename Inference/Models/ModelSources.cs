@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using OrleansGpu.Inference.Files;
 using OrleansGpu.Inference.Models.Hub;
 using OrleansGpu.Inference.Tokenization;
 
@@ -63,7 +64,7 @@ public sealed class ModelSources : IDisposable
     /// <summary>
     /// The name a request's model is known by on this host, found without downloading anything: the local model's
     /// name, or the repo the hub has under the requested name. Throws the client errors: not allowed, offline, unknown
-    /// to the hub, hub unreachable.
+    /// to the hub, hub unreachable, a model whose files say this build cannot serve it.
     /// </summary>
     public async Task<string> NameAsync(string requested, CancellationToken cancellationToken = default)
     {
@@ -79,7 +80,9 @@ public sealed class ModelSources : IDisposable
             reference,
             async candidate =>
             {
-                await _hub.ListAsync(candidate, cancellationToken);
+                // A model this build cannot serve is refused here already, before anything is activated or downloaded.
+                var listing = await _hub.ListAsync(candidate, cancellationToken);
+                ModelSupport.CheckFileList(candidate.ToString(), listing.Files);
                 return candidate;
             });
         return found.ToString();
@@ -137,7 +140,9 @@ public sealed class ModelSources : IDisposable
     private ModelFolder? FindCached(ModelReference reference)
     {
         var snapshot = Cache.SnapshotOf(reference);
-        if (snapshot is null || WeightFiles.Find(snapshot) is null || !TokenizerLoader.HasTokenizer(snapshot))
+        // A snapshot without tokenizer files is one that Python tools filled only with what a model class reads: the
+        // download completes it. One with tokenizer files we cannot read is opened, to be refused with the reason.
+        if (snapshot is null || WeightFiles.Find(snapshot) is null || !TokenizerFiles.HasAny(TokenizerFiles.In(snapshot)))
         {
             return null;
         }
@@ -216,7 +221,7 @@ public sealed class ModelSources : IDisposable
     private async Task<ModelFolder> DownloadAsync(ModelReference candidate, bool refresh)
     {
         using var modelLock = await FileLock.AcquireAsync(
-            Path.Combine(Cache.LockFolder(candidate.Repo), ModelLockName), _logger, candidate.ToString(), CancellationToken.None);
+            Path.Combine(Cache.LockFolder(candidate.Repo), ModelLockName), _logger, $"another download of {candidate}", CancellationToken.None);
 
         // Another process may have finished it while this one waited for the lock.
         if (!refresh && FindCached(candidate) is { } cached)
@@ -224,9 +229,14 @@ public sealed class ModelSources : IDisposable
             return cached;
         }
 
+        // What this build cannot serve is refused before the weights come: from the file list (a SentencePiece
+        // tokenizer), then from the settings, which are downloaded first (the tokenizer.json's kind, the architecture).
+        var name = candidate.ToString();
         var listing = await _hub.ListAsync(candidate, CancellationToken.None);
-        var snapshot = await _downloader.DownloadAsync(candidate, listing, CancellationToken.None);
-        return Folder.Open(candidate.ToString(), snapshot);
+        ModelSupport.CheckFileList(name, listing.Files);
+        var snapshot = await _downloader.DownloadAsync(
+            candidate, listing, (settings, format) => ModelSupport.CheckSettings(name, settings, format), CancellationToken.None);
+        return Folder.Open(name, snapshot);
     }
 
     public void Dispose() => _hub.Dispose();

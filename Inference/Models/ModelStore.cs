@@ -7,20 +7,10 @@ namespace OrleansGpu.Inference.Models;
 
 /// <summary>
 /// A model ready to load: its canonical name, its folder (a models-folder directory or a Hugging Face cache
-/// snapshot), what its weights are, and its settings (<c>config.json</c>, tokenizer, sentence-transformers modules).
+/// snapshot), what its weights are (an ONNX export, or a native checkpoint that <c>ModelGraphs</c> builds a graph
+/// from), and its settings (<c>config.json</c>, tokenizer, sentence-transformers modules).
 /// </summary>
-public sealed record ModelFolder(string Name, string Directory, WeightFiles Weights, ModelConfig Config, SentenceTransformersConfig SentenceTransformers)
-{
-    /// <summary>
-    /// The ONNX graph an encoder session opens. This is the one place that decides how a model without an ONNX export
-    /// (a native safetensors or PyTorch checkpoint) is loaded: until the graph builder is part of this build, such a
-    /// model is refused here with a client error.
-    /// </summary>
-    public string OnnxPath => Weights.OnnxPath ?? throw new ModelNotSupportedException(
-        Name,
-        $"it has no ONNX export, only a {Weights.Format} checkpoint, and this build cannot build the graph itself yet "
-        + "(no ONNX export; native build not available). Export it with `optimum-cli export onnx` into the models folder.");
-}
+public sealed record ModelFolder(string Name, string Directory, WeightFiles Weights, ModelConfig Config, SentenceTransformersConfig SentenceTransformers);
 
 /// <summary>
 /// Finds models in a folder laid out like the Hugging Face hub (<c>&lt;org&gt;/&lt;name&gt;/</c>). Bare names resolve as
@@ -47,19 +37,7 @@ public sealed class ModelStore
     public string HostName { get; }
 
     /// <summary>The default models folder: <c>$XDG_CACHE_HOME/orleansgpu/models</c> or <c>~/.cache/orleansgpu/models</c>.</summary>
-    public static string DefaultDirectory
-    {
-        get
-        {
-            var cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-            if (string.IsNullOrEmpty(cache))
-            {
-                cache = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-            }
-
-            return Path.Combine(cache, "orleansgpu", "models");
-        }
-    }
+    public static string DefaultDirectory => CacheFolders.Models;
 
     /// <summary>Checks that a model name is a hub-style name (optionally <c>@revision</c>), not a path that could leave the models folder.</summary>
     public static bool IsValidName(string name) => ModelReference.TryParse(name, out _);
@@ -149,7 +127,7 @@ public sealed class ModelStore
                 + "model.safetensors or pytorch_model.bin (or a sharded index with every shard).");
         }
 
-        if (!TokenizerLoader.HasTokenizer(directory))
+        if (!TokenizerFiles.HasAny(TokenizerFiles.In(directory)))
         {
             _logger.LogWarning("Model {Model} in {Directory} has no tokenizer", name, directory);
             throw new InvalidModelException(name, $"its folder on host {HostName} has no tokenizer: tokenizer.json, vocab.txt, or vocab.json + merges.txt.");
@@ -157,7 +135,13 @@ public sealed class ModelStore
 
         try
         {
+            ModelSupport.CheckSettings(name, directory, weights.Format);
             return new ModelFolder(name, directory, weights, ModelConfig.Read(directory), SentenceTransformersConfig.Read(directory));
+        }
+        catch (InvalidModelException ex)
+        {
+            _logger.LogWarning("Model {Model} in {Directory} cannot be served: {Reason}", name, directory, ex.Message);
+            throw;
         }
         catch (Exception ex) when (ex is JsonException or InvalidDataException or IOException)
         {

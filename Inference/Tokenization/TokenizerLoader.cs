@@ -5,12 +5,6 @@ namespace OrleansGpu.Inference.Tokenization;
 /// <summary>Opens the tokenizer of a Hugging Face model folder: <c>tokenizer.json</c>, <c>vocab.txt</c>, or <c>vocab.json</c> + <c>merges.txt</c>.</summary>
 public static class TokenizerLoader
 {
-    /// <summary>Whether <paramref name="directory"/> holds tokenizer files we can read.</summary>
-    public static bool HasTokenizer(string directory) =>
-        File.Exists(Path.Combine(directory, "tokenizer.json"))
-        || File.Exists(Path.Combine(directory, "vocab.txt"))
-        || (File.Exists(Path.Combine(directory, "vocab.json")) && File.Exists(Path.Combine(directory, "merges.txt")));
-
     /// <param name="directory">The model folder.</param>
     /// <param name="lowercaseHint">do_lower_case from tokenizer_config.json, used for a bare vocab.txt.</param>
     public static TextTokenizer Load(string directory, bool? lowercaseHint = null)

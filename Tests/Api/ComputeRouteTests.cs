@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using OrleansGpu.Tests.Support;
 
 namespace OrleansGpu.Tests.Api;
@@ -11,38 +10,14 @@ namespace OrleansGpu.Tests.Api;
 [Collection(FrontCollection.Name)]
 public sealed class ComputeRouteTests(FrontFixture fixture)
 {
-    private static async Task<JsonElement> PostAsync(HttpClient http, string path, object body, HttpStatusCode expected = HttpStatusCode.OK)
-    {
-        using var response = await http.PostAsJsonAsync(path, body, TestContext.Current.CancellationToken);
-        var text = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
-        Assert.True(expected == response.StatusCode, $"{(int)response.StatusCode}: {text}");
-        return JsonDocument.Parse(text).RootElement.Clone();
-    }
+    private static Task<JsonElement> PostAsync(HttpClient http, string path, object body, HttpStatusCode expected = HttpStatusCode.OK) =>
+        OracleRoutes.PostAsync(http, path, body, expected);
 
     [Fact]
     public async Task Embed_equals_sentence_transformers_for_every_oracle_text()
     {
         using var http = fixture.Client();
-        var oracle = Oracles.Embed;
-        var worst = 0.0;
-        foreach (var chunk in Enumerable.Range(0, oracle.Texts.Length).Chunk(100))
-        {
-            var body = await PostAsync(http, "/embed", new { texts = chunk.Select(i => oracle.Texts[i]).ToArray() });
-            Assert.Equal(384, body.GetProperty("dimensions").GetInt32());
-            Assert.Equal("all-MiniLM-L6-v2", body.GetProperty("model").GetString());
-            var rows = body.GetProperty("embeddings");
-            Assert.Equal(chunk.Length, rows.GetArrayLength());
-            for (var k = 0; k < chunk.Length; k++)
-            {
-                var d = 0;
-                foreach (var v in rows[k].EnumerateArray())
-                {
-                    worst = Math.Max(worst, Math.Abs(v.GetSingle() - oracle.Embeddings[chunk[k]][d++]));
-                }
-            }
-        }
-
-        Assert.True(worst <= 1e-5, $"max |Δ| = {worst:E2}");
+        await OracleRoutes.AssertEmbedOracleAsync(http, model: null, answeredModel: "all-MiniLM-L6-v2");
     }
 
     [Fact]
@@ -54,39 +29,14 @@ public sealed class ComputeRouteTests(FrontFixture fixture)
         Assert.NotEqual(1.0, norm, 2);
     }
 
-    public static TheoryData<string> Runs => ["L6_noidf", "L4_noidf", "L4_idf", "L4_noidf_rescaled"];
+    public static TheoryData<string> Runs => OracleRoutes.Runs;
 
     [Theory]
     [MemberData(nameof(Runs))]
     public async Task Bertscore_equals_bert_score_for_every_oracle_run(string run)
     {
         using var http = fixture.Bearer();
-        var oracle = Oracles.BertScore;
-        var expected = oracle.Runs[run];
-        var request = new JsonObject
-        {
-            ["candidates"] = new JsonArray([.. oracle.Candidates.Select(c => JsonValue.Create(c))]),
-            ["references"] = new JsonArray([.. oracle.References.Select(r => JsonValue.Create(r))]),
-            ["model_type"] = "sentence-transformers/all-MiniLM-L6-v2",
-            ["idf"] = run.Contains("_idf", StringComparison.Ordinal),
-        };
-        if (run.StartsWith("L4", StringComparison.Ordinal))
-        {
-            request["num_layers"] = 4;
-        }
-
-        if (run.EndsWith("rescaled", StringComparison.Ordinal))
-        {
-            request["rescale_with_baseline"] = true;
-            request["baseline"] = new JsonObject { ["precision"] = 0.59, ["recall"] = 0.60, ["f1"] = 0.595 };
-        }
-
-        var body = await PostAsync(http, "/bertscore", request);
-        Compare(expected.P, body.GetProperty("precision"));
-        Compare(expected.R, body.GetProperty("recall"));
-        Compare(expected.F, body.GetProperty("f1"));
-        Assert.Equal(expected.Hash, body.GetProperty("hash").GetString());
-        Assert.Equal(run.StartsWith("L4", StringComparison.Ordinal) ? 4 : 6, body.GetProperty("num_layers").GetInt32());
+        await OracleRoutes.AssertBertScoreRunAsync(http, run, OracleRoutes.OracleModel);
     }
 
     [Fact]
@@ -182,15 +132,5 @@ public sealed class ComputeRouteTests(FrontFixture fixture)
         Assert.Contains($"Host {host} is busy", error.RootElement.GetProperty("detail").GetString());
     }
 
-    private static void Compare(float[] expected, JsonElement actual)
-    {
-        Assert.Equal(expected.Length, actual.GetArrayLength());
-        var worst = 0.0;
-        for (var i = 0; i < expected.Length; i++)
-        {
-            worst = Math.Max(worst, Math.Abs(expected[i] - actual[i].GetSingle()));
-        }
-
-        Assert.True(worst <= 1e-5, $"max |Δ| = {worst:E2}");
-    }
+    private static void Compare(float[] expected, JsonElement actual) => OracleRoutes.Compare(expected, actual);
 }

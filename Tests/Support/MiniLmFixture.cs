@@ -1,5 +1,6 @@
 using OrleansGpu.Inference.BertScore;
 using OrleansGpu.Inference.Embeddings;
+using OrleansGpu.Inference.Graphs;
 using OrleansGpu.Inference.Models;
 using OrleansGpu.Inference.Onnx;
 
@@ -12,11 +13,14 @@ public sealed class MiniLmFixture : IDisposable
     {
         Store = new ModelStore(Paths.TestModels);
         Folder = Store.Resolve("all-MiniLM-L6-v2");
-        Embedding = EmbeddingModel.Load(Folder, EncoderOptions);
-        BertScore = new BertScoreModel(Folder, EncoderOptions);
+        Embedding = EmbeddingModel.Load(Folder, Graphs, EncoderOptions);
+        BertScore = new BertScoreModel(Folder, Graphs, EncoderOptions);
     }
 
     public static EncoderOptions EncoderOptions { get; } = new() { Device = ExecutionDevice.Cpu };
+
+    /// <summary>Graphs for models with an ONNX export, which build nothing; tests of built graphs give their own cache folder.</summary>
+    public static ModelGraphs Graphs { get; } = new(Path.Combine(Path.GetTempPath(), "orleansgpu-test-graphs"));
 
     public ModelStore Store { get; }
 

@@ -80,6 +80,9 @@ public sealed class ServiceProcess : IAsyncDisposable
         info.Environment["Cluster__PrimarySiloPort"] = silo.ToString();
         info.Environment["Cluster__GatewayPort"] = FreePort().ToString();
         info.Environment["MODELS_DIR"] = modelsDirectory;
+
+        // Graphs built from checkpoints go to the tests' own folder unless a test gives one, never the user's.
+        info.Environment["GRAPHS_DIR"] = Path.Combine(Path.GetTempPath(), "orleansgpu-test-graphs");
         info.Environment["TORCH_DEVICE"] = "cpu";
         info.Environment["MODEL_BERTSCORE"] = "all-MiniLM-L6-v2";
         info.Environment["Logging__LogLevel__Default"] = "Warning";

@@ -12,7 +12,7 @@ public static class TestRepos
     private static readonly Lazy<(byte[] Onnx, byte[] Vocab)> MiniLm = new(() =>
     {
         var folder = new ModelStore(Paths.TestModels).Resolve("all-MiniLM-L6-v2");
-        return (File.ReadAllBytes(folder.OnnxPath), File.ReadAllBytes(Path.Combine(folder.Directory, "vocab.txt")));
+        return (File.ReadAllBytes(folder.Weights.OnnxPath!), File.ReadAllBytes(Path.Combine(folder.Directory, "vocab.txt")));
     });
 
     /// <summary>The real model.onnx of all-MiniLM-L6-v2 (90 MB).</summary>

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
+using OrleansGpu.Inference.Files;
 
 namespace OrleansGpu.Inference.Models.Hub;
 
@@ -20,7 +21,12 @@ public sealed class HubDownloader(HubClient hub, HuggingFaceCache cache, Downloa
     private const int BufferSize = 1 << 20;
 
     /// <summary>Downloads <paramref name="reference"/> at the listed commit; returns its snapshot folder. The caller holds the model's lock.</summary>
-    public async Task<string> DownloadAsync(ModelReference reference, RepoListing listing, CancellationToken cancellationToken)
+    /// <param name="checkSettings">
+    /// Runs once the settings (config, tokenizer, modules) are in the snapshot folder and before any weights are
+    /// fetched, with that folder and the weights' format; what it throws ends the download there.
+    /// </param>
+    public async Task<string> DownloadAsync(
+        ModelReference reference, RepoListing listing, Action<string, WeightsFormat>? checkSettings, CancellationToken cancellationToken)
     {
         var name = reference.ToString();
         var plan = DownloadPlan.For(listing.Files) ?? throw new InvalidModelException(
@@ -28,9 +34,15 @@ public sealed class HubDownloader(HubClient hub, HuggingFaceCache cache, Downloa
         var commit = listing.Commit;
 
         var settings = new List<HubFile>();
-        foreach (var path in plan.Settings.Concat(plan.ExternalData))
+        foreach (var path in plan.Settings)
         {
             settings.Add(await hub.HeadAsync(reference, commit, path, cancellationToken));
+        }
+
+        var external = new List<HubFile>();
+        foreach (var path in plan.ExternalData)
+        {
+            external.Add(await hub.HeadAsync(reference, commit, path, cancellationToken));
         }
 
         var main = await hub.HeadAsync(reference, commit, plan.Weights, cancellationToken);
@@ -45,33 +57,48 @@ public sealed class HubDownloader(HubClient hub, HuggingFaceCache cache, Downloa
             }
         }
 
-        List<HubFile> files = [.. settings, .. shards, main];
+        List<HubFile> files = [.. settings, .. external, .. shards, main];
         using var download = tracker.Start(name, hub.Endpoint, files);
-        foreach (var file in files)
+        foreach (var file in settings)
         {
-            download.BeginFile(file.Path);
-            var cached = File.Exists(cache.BlobPath(reference.Repo, file.Etag));
-            if (cached)
-            {
-                download.Add(file.Size);
-            }
-            else
-            {
-                await FetchBlobAsync(reference, commit, file, download, cancellationToken);
-            }
-
-            if (!ReferenceEquals(file, main))
-            {
-                cache.Link(reference.Repo, commit, file.Path, file.Etag);
-            }
-
-            download.FileDone(file, cached);
+            await FetchAndLinkAsync(reference, commit, file, download, cancellationToken);
         }
 
+        checkSettings?.Invoke(cache.SnapshotFolder(reference.Repo, commit), plan.Format);
+        foreach (var file in external.Concat(shards))
+        {
+            await FetchAndLinkAsync(reference, commit, file, download, cancellationToken);
+        }
+
+        // The main weights file is linked last: a snapshot with it is complete.
+        await FetchAndLinkAsync(reference, commit, main, download, cancellationToken, link: false);
         cache.Link(reference.Repo, commit, main.Path, main.Etag);
         cache.WriteRef(reference.Repo, reference.RevisionOrDefault, commit);
         download.Finished();
         return cache.SnapshotFolder(reference.Repo, commit);
+    }
+
+    /// <summary>Puts one file in the cache unless its blob is there already, and (unless told not to) links it into the snapshot.</summary>
+    private async Task FetchAndLinkAsync(
+        ModelReference reference, string commit, HubFile file, DownloadTracker.Download download, CancellationToken cancellationToken, bool link = true)
+    {
+        download.BeginFile(file.Path);
+        var cached = File.Exists(cache.BlobPath(reference.Repo, file.Etag));
+        if (cached)
+        {
+            download.Add(file.Size);
+        }
+        else
+        {
+            await FetchBlobAsync(reference, commit, file, download, cancellationToken);
+        }
+
+        if (link)
+        {
+            cache.Link(reference.Repo, commit, file.Path, file.Etag);
+        }
+
+        download.FileDone(file, cached);
     }
 
     /// <summary>Puts one file's bytes at <c>blobs/{etag}</c>, or leaves only <c>blobs/{etag}.incomplete</c> behind.</summary>
@@ -85,7 +112,7 @@ public sealed class HubDownloader(HubClient hub, HuggingFaceCache cache, Downloa
 
         // The same lock file huggingface_hub takes for this blob, so a Python process and we never write it at once.
         using var blobLock = await FileLock.AcquireAsync(
-            Path.Combine(cache.LockFolder(reference.Repo), file.Etag + ".lock"), logger, $"{reference} {file.Path}", cancellationToken);
+            Path.Combine(cache.LockFolder(reference.Repo), file.Etag + ".lock"), logger, $"another download of {reference} {file.Path}", cancellationToken);
         if (File.Exists(blob))
         {
             return;

@@ -12,7 +12,7 @@ public sealed class EncoderBatcherTests(MiniLmFixture minilm)
     [Fact]
     public async Task Concurrent_callers_get_the_same_vectors_as_one_caller_alone()
     {
-        using var model = EmbeddingModel.Load(minilm.Folder, MiniLmFixture.EncoderOptions, new BatchLimits { MaxBatchSequences = 8 });
+        using var model = EmbeddingModel.Load(minilm.Folder, MiniLmFixture.Graphs, MiniLmFixture.EncoderOptions, new BatchLimits { MaxBatchSequences = 8 });
         var random = new Random(3);
         var requests = Enumerable.Range(0, 12).Select(r => Enumerable.Range(0, 1 + random.Next(6))
             .Select(_ => string.Join(' ', Enumerable.Range(0, 1 + random.Next(40)).Select(_ => Words[random.Next(Words.Length)])))
@@ -35,7 +35,7 @@ public sealed class EncoderBatcherTests(MiniLmFixture minilm)
     [Fact]
     public async Task Many_small_requests_share_forward_passes()
     {
-        using var model = EmbeddingModel.Load(minilm.Folder, MiniLmFixture.EncoderOptions, new BatchLimits { MaxBatchSequences = 64 });
+        using var model = EmbeddingModel.Load(minilm.Folder, MiniLmFixture.Graphs, MiniLmFixture.EncoderOptions, new BatchLimits { MaxBatchSequences = 64 });
         var sequences = model.Tokenize(["a short sentence about the weather"]);
         await Task.WhenAll(Enumerable.Range(0, 40).Select(_ =>
             model.EmbedAsync(sequences, normalize: true, cancellationToken: TestContext.Current.CancellationToken)));
@@ -49,7 +49,7 @@ public sealed class EncoderBatcherTests(MiniLmFixture minilm)
     public async Task A_pass_never_exceeds_the_sequence_limit()
     {
         // One worker, so that the passes (and their progress reports) come in order.
-        using var model = EmbeddingModel.Load(minilm.Folder, MiniLmFixture.EncoderOptions, new BatchLimits { MaxBatchSequences = 4, Workers = 1 });
+        using var model = EmbeddingModel.Load(minilm.Folder, MiniLmFixture.Graphs, MiniLmFixture.EncoderOptions, new BatchLimits { MaxBatchSequences = 4, Workers = 1 });
         var sequences = model.Tokenize([.. Enumerable.Range(0, 10).Select(i => $"sentence number {i}")]);
         var reports = new List<BatchProgress>();
         await model.EmbedAsync(sequences, normalize: true, progressChunk: 5, onProgress: reports.Add, cancellationToken: TestContext.Current.CancellationToken);
@@ -61,7 +61,7 @@ public sealed class EncoderBatcherTests(MiniLmFixture minilm)
     [Fact]
     public async Task A_cancelled_request_ends_cancelled_and_the_others_complete()
     {
-        using var model = EmbeddingModel.Load(minilm.Folder, MiniLmFixture.EncoderOptions, new BatchLimits { MaxBatchSequences = 2 });
+        using var model = EmbeddingModel.Load(minilm.Folder, MiniLmFixture.Graphs, MiniLmFixture.EncoderOptions, new BatchLimits { MaxBatchSequences = 2 });
         var sequences = model.Tokenize([.. Enumerable.Range(0, 40).Select(i => $"a longer sentence that takes a while, number {i}")]);
         using var cancel = new CancellationTokenSource();
         var first = model.EmbedAsync(sequences, normalize: true, cancellationToken: TestContext.Current.CancellationToken);

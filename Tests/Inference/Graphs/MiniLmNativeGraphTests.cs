@@ -1,4 +1,3 @@
-using Onnx;
 using OrleansGpu.Inference.BertScore;
 using OrleansGpu.Inference.Checkpoints;
 using OrleansGpu.Inference.Embeddings;
@@ -26,7 +25,7 @@ public sealed class MiniLmNativeGraphTests(MiniLmFixture minilm, MiniLmCheckpoin
     public void The_built_graph_gives_the_onnx_files_hidden_states_within_1e5_on_the_oracle_texts(GraphVariant variant)
     {
         using var native = OnnxEncoder.Open(checkpoint.Build(variant), MiniLmFixture.EncoderOptions);
-        using var exported = OnnxEncoder.Open(minilm.Folder.OnnxPath, MiniLmFixture.EncoderOptions);
+        using var exported = OnnxEncoder.Open(minilm.Folder.Weights.OnnxPath!, MiniLmFixture.EncoderOptions);
         // Longest first, so each batch pads little (the padding rows are not compared).
         var sequences = Oracles.Embed.InputIds.OrderByDescending(s => s.Length).ToArray();
         var worst = 0f;
@@ -60,7 +59,7 @@ public sealed class MiniLmNativeGraphTests(MiniLmFixture minilm, MiniLmCheckpoin
     public void Embeddings_through_the_built_graph_equal_sentence_transformers_within_1e5(GraphVariant variant)
     {
         var folder = minilm.Folder with { Weights = new WeightFiles(WeightsFormat.Onnx, [checkpoint.Build(variant)]) };
-        using var model = EmbeddingModel.Load(folder, MiniLmFixture.EncoderOptions);
+        using var model = EmbeddingModel.Load(folder, MiniLmFixture.Graphs, MiniLmFixture.EncoderOptions);
         Assert.True(model.PoolsInGraph);
 
         var oracle = Oracles.Embed;
@@ -86,7 +85,7 @@ public sealed class MiniLmNativeGraphTests(MiniLmFixture minilm, MiniLmCheckpoin
     {
         // Layer 4 is the built graph cut by LayerCut, as BERTScore cuts exports today.
         var folder = minilm.Folder with { Weights = new WeightFiles(WeightsFormat.Onnx, [checkpoint.Build(NativeEncoderGraphs.DefaultVariant)]) };
-        using var model = new BertScoreModel(folder, MiniLmFixture.EncoderOptions);
+        using var model = new BertScoreModel(folder, MiniLmFixture.Graphs, MiniLmFixture.EncoderOptions);
         var expected = Oracles.BertScore.Runs[run];
         var result = model.Score(BertScoreOracleTests.RequestFor(run), TestContext.Current.CancellationToken);
 
@@ -98,8 +97,7 @@ public sealed class MiniLmNativeGraphTests(MiniLmFixture minilm, MiniLmCheckpoin
 }
 
 /// <summary>
-/// A model folder holding only the bundled MiniLM's config.json and a model.safetensors made from its ONNX file's
-/// initializers; graphs built from it into a cache beside it.
+/// The bundled MiniLM as a folder without its ONNX file (<see cref="NativeMiniLm"/>); graphs built from it into a cache beside it.
 /// </summary>
 public sealed class MiniLmCheckpointFixture : IDisposable
 {
@@ -107,11 +105,8 @@ public sealed class MiniLmCheckpointFixture : IDisposable
 
     public MiniLmCheckpointFixture()
     {
-        var source = new ModelStore(Paths.TestModels).Resolve("all-MiniLM-L6-v2");
-        ModelDirectory = Directory.CreateDirectory(Path.Combine(_work.FullName, "model")).FullName;
-        var exported = ModelProto.Parser.ParseFrom(File.ReadAllBytes(source.OnnxPath));
-        OnnxCheckpointExport.WriteSafetensors(Path.Combine(ModelDirectory, "model.safetensors"), OnnxCheckpointExport.Tensors(exported));
-        File.Copy(Path.Combine(source.Directory, "config.json"), Path.Combine(ModelDirectory, "config.json"));
+        ModelDirectory = Path.Combine(_work.FullName, "model");
+        NativeMiniLm.WriteFolder(ModelDirectory);
     }
 
     public string ModelDirectory { get; }

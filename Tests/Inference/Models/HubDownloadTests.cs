@@ -60,7 +60,7 @@ public sealed class HubDownloadTests(MiniLmFixture minilm) : IAsyncLifetime
         Assert.Equal(WeightsFormat.Onnx, folder.Weights.Format);
         Assert.Equal(PoolingModes.Mean, folder.SentenceTransformers.Pooling);
         Assert.True(folder.SentenceTransformers.Normalize);
-        using var model = EmbeddingModel.Load(folder, MiniLmFixture.EncoderOptions);
+        using var model = EmbeddingModel.Load(folder, MiniLmFixture.Graphs, MiniLmFixture.EncoderOptions);
         string[] texts = ["The weather is lovely today.", "It's so sunny outside!"];
         Assert.Equal(minilm.Embedding.Embed(texts), model.Embed(texts));
 
@@ -89,7 +89,7 @@ public sealed class HubDownloadTests(MiniLmFixture minilm) : IAsyncLifetime
         Assert.Equal(Path.Combine(CacheDir, "models--sentence-transformers--paraphrase-test", "snapshots", commit), folder.Directory);
         Assert.Equal(PoolingModes.Cls, folder.SentenceTransformers.Pooling);
         Assert.False(folder.SentenceTransformers.Normalize);
-        using var model = EmbeddingModel.Load(folder, MiniLmFixture.EncoderOptions);
+        using var model = EmbeddingModel.Load(folder, MiniLmFixture.Graphs, MiniLmFixture.EncoderOptions);
         Assert.Equal(PoolingModes.Cls, model.Pooling);
         Assert.False(model.Normalizes);
 
@@ -119,7 +119,7 @@ public sealed class HubDownloadTests(MiniLmFixture minilm) : IAsyncLifetime
 
         _hub.Heal();
         var folder = await sources.ResolveAsync("acme/minilm-st", Ct);
-        Assert.Equal(TestRepos.MiniLmOnnx, File.ReadAllBytes(folder.OnnxPath));
+        Assert.Equal(TestRepos.MiniLmOnnx, File.ReadAllBytes(folder.Weights.OnnxPath!));
     }
 
     [Fact]
@@ -140,7 +140,7 @@ public sealed class HubDownloadTests(MiniLmFixture minilm) : IAsyncLifetime
         Assert.Matches("^bytes=[0-9]+-$", gets[1].Range);
         var resumedAt = long.Parse(gets[1].Range!["bytes=".Length..^1]);
         Assert.InRange(resumedAt, 1, cut);
-        Assert.Equal(TestRepos.MiniLmOnnx, File.ReadAllBytes(folder.OnnxPath));
+        Assert.Equal(TestRepos.MiniLmOnnx, File.ReadAllBytes(folder.Weights.OnnxPath!));
     }
 
     [Fact]
@@ -169,7 +169,7 @@ public sealed class HubDownloadTests(MiniLmFixture minilm) : IAsyncLifetime
         using var later = Sources();
         var folder = await later.ResolveAsync("acme/minilm-st", Ct);
         Assert.Equal($"bytes={kept}-", _hub.CdnGets(TestRepos.MiniLmOnnx)[^1].Range);
-        Assert.Equal(TestRepos.MiniLmOnnx, File.ReadAllBytes(folder.OnnxPath));
+        Assert.Equal(TestRepos.MiniLmOnnx, File.ReadAllBytes(folder.Weights.OnnxPath!));
         Assert.False(File.Exists(blob + ".incomplete"));
     }
 
@@ -318,7 +318,7 @@ public sealed class HubDownloadTests(MiniLmFixture minilm) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_repo_without_onnx_gets_one_native_format_with_all_its_shards_and_loading_it_is_refused_in_one_place()
+    public async Task A_repo_without_onnx_gets_one_native_format_with_all_its_shards()
     {
         var files = TestRepos.Tiny("model-00001-of-00002.safetensors", seed: 1);
         files["model-00002-of-00002.safetensors"] = TestRepos.Tiny(seed: 2)["model.safetensors"];
@@ -333,8 +333,62 @@ public sealed class HubDownloadTests(MiniLmFixture minilm) : IAsyncLifetime
         Assert.Equal(WeightsFormat.Safetensors, folder.Weights.Format);
         Assert.Equal(["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"], folder.Weights.Files.Select(Path.GetFileName));
         Assert.DoesNotContain(_hub.Requests, r => r.Path.EndsWith("pytorch_model.bin") || r.Path.EndsWith("tf_model.h5"));
-        var error = Assert.Throws<ModelNotSupportedException>(() => EmbeddingModel.Load(folder, MiniLmFixture.EncoderOptions));
-        Assert.Contains("no ONNX export; native build not available", error.Message);
+    }
+
+    [Fact]
+    public async Task Stand_in_hub_a_model_this_build_cannot_serve_is_refused_before_its_weights_are_downloaded()
+    {
+        var spmWeights = TestRepos.Tiny(seed: 11)["model.safetensors"];
+        var unigramWeights = TestRepos.Tiny(seed: 12)["model.safetensors"];
+        var gpt2Weights = TestRepos.Tiny(seed: 13)["model.safetensors"];
+
+        // DeBERTa v3: a SentencePiece model (spm.model) is its only tokenizer. The file list shows it.
+        _hub.Add("acme/deberta-v3", new Dictionary<string, byte[]>
+        {
+            ["config.json"] = TestRepos.Text("""{"model_type": "deberta-v2", "num_hidden_layers": 2}"""),
+            ["tokenizer_config.json"] = TestRepos.Text("""{"do_lower_case": false}"""),
+            ["spm.model"] = TestRepos.Tiny(seed: 14)["model.safetensors"],
+            ["pytorch_model.bin"] = spmWeights,
+        });
+
+        // XLM-RoBERTa: a tokenizer.json, of the Unigram kind (SentencePiece); its settings tell.
+        _hub.Add("acme/xlm-r", new Dictionary<string, byte[]>
+        {
+            ["config.json"] = TestRepos.Text("""{"model_type": "xlm-roberta", "num_hidden_layers": 2}"""),
+            ["sentencepiece.bpe.model"] = TestRepos.Tiny(seed: 15)["model.safetensors"],
+            ["tokenizer.json"] = TestRepos.Text("""{"version": "1.0", "added_tokens": [], "pre_tokenizer": {"type": "Metaspace", "replacement": "▁"}, "model": {"type": "Unigram", "unk_id": 3, "vocab": [["<s>", 0.0], ["<pad>", 0.0]]}}"""),
+            ["model.safetensors"] = unigramWeights,
+        });
+
+        // GPT-2: a tokenizer we read, an architecture the graph builder does not build; its config.json tells.
+        _hub.Add("acme/gpt2", new Dictionary<string, byte[]>
+        {
+            ["config.json"] = TestRepos.Text("""{"model_type": "gpt2", "n_layer": 2}"""),
+            ["vocab.json"] = TestRepos.Text("""{"<|endoftext|>": 0, "a": 1}"""),
+            ["merges.txt"] = TestRepos.Text("#version: 0.2\n"),
+            ["model.safetensors"] = gpt2Weights,
+        });
+        using var sources = Sources();
+
+        var spm = await Assert.ThrowsAsync<ModelNotSupportedException>(() => sources.ResolveAsync("acme/deberta-v3", Ct));
+        Assert.Contains("SentencePiece (spm.model)", spm.Message);
+        Assert.Contains("vocab.json + merges.txt", spm.Message);
+        Assert.DoesNotContain(_hub.Requests, r => r.Path.Contains("acme/deberta-v3/resolve/", StringComparison.Ordinal));
+
+        var unigram = await Assert.ThrowsAsync<ModelNotSupportedException>(() => sources.ResolveAsync("acme/xlm-r", Ct));
+        Assert.Contains("Unigram (SentencePiece)", unigram.Message);
+        Assert.Empty(_hub.CdnGets(unigramWeights));
+
+        var gpt2 = await Assert.ThrowsAsync<ModelNotSupportedException>(() => sources.ResolveAsync("acme/gpt2", Ct));
+        Assert.Contains("model_type 'gpt2'", gpt2.Message);
+        Assert.Contains("bert, camembert, deberta, deberta-v2, distilbert, mpnet, roberta, xlm-roberta", gpt2.Message);
+        Assert.Empty(_hub.CdnGets(gpt2Weights));
+        Assert.Empty(_hub.CdnGets(spmWeights));
+        Assert.All(new[] { spm, unigram, gpt2 }, e => Assert.DoesNotContain(_root, e.Message));
+
+        // Nothing half made looks like a model: asked again, the answer is the same, and still no weights come.
+        await Assert.ThrowsAsync<ModelNotSupportedException>(() => sources.ResolveAsync("acme/gpt2", Ct));
+        Assert.Empty(_hub.CdnGets(gpt2Weights));
     }
 
     [Fact]

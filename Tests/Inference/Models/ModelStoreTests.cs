@@ -1,4 +1,5 @@
 using OrleansGpu.Inference.Embeddings;
+using OrleansGpu.Inference.Graphs;
 using OrleansGpu.Inference.Models;
 using OrleansGpu.Tests.Support;
 
@@ -31,9 +32,9 @@ public sealed class ModelStoreTests(MiniLmFixture minilm) : IDisposable
         Assert.Equal(512, folder.Config.TokenizerLimit);
         Assert.Equal(6, folder.Config.NumHiddenLayers);
 
-        var written = File.GetLastWriteTimeUtc(folder.OnnxPath);
-        Assert.Equal(written, File.GetLastWriteTimeUtc(new ModelStore(_dir).Resolve("all-MiniLM-L6-v2").OnnxPath));
-        Assert.Equal(90_893_304, new FileInfo(folder.OnnxPath).Length);
+        var written = File.GetLastWriteTimeUtc(folder.Weights.OnnxPath!);
+        Assert.Equal(written, File.GetLastWriteTimeUtc(new ModelStore(_dir).Resolve("all-MiniLM-L6-v2").Weights.OnnxPath!));
+        Assert.Equal(90_893_304, new FileInfo(folder.Weights.OnnxPath!).Length);
     }
 
     [Fact]
@@ -114,9 +115,13 @@ public sealed class ModelStoreTests(MiniLmFixture minilm) : IDisposable
         Assert.Equal([Path.Combine(dir, "model-00001-of-00002.safetensors"), Path.Combine(dir, "model-00002-of-00002.safetensors")], folder.Weights.Files);
         Assert.Null(folder.Weights.OnnxPath);
 
-        // Loading it is refused in one place, with a client error, until the graph builder is part of the build.
-        var error = Assert.Throws<ModelNotSupportedException>(() => EmbeddingModel.Load(folder, MiniLmFixture.EncoderOptions));
-        Assert.Contains("no ONNX export; native build not available", error.Message);
+        // Loading it reads the checkpoint to build its graph: these bytes are no checkpoint, a fault of this copy of the
+        // files, said without a path.
+        var graphs = new ModelGraphs(Path.Combine(_dir, "graphs"));
+        var error = Assert.Throws<ModelUnreadableException>(() => EmbeddingModel.Load(folder, graphs, MiniLmFixture.EncoderOptions));
+        Assert.Contains("cannot be read", error.Message);
+        Assert.Contains("model-00001-of-00002.safetensors", error.Message);
+        Assert.DoesNotContain(_dir, error.Message);
 
         File.WriteAllBytes(Path.Combine(dir, "pytorch_model.bin"), [3]);
         File.Delete(Path.Combine(dir, "model.safetensors.index.json"));
@@ -128,14 +133,14 @@ public sealed class ModelStoreTests(MiniLmFixture minilm) : IDisposable
     {
         var copy = Path.Combine(_dir, "acme", "mini-copy", "onnx");
         Directory.CreateDirectory(copy);
-        File.Copy(minilm.Folder.OnnxPath, Path.Combine(copy, "model.onnx"));
+        File.Copy(minilm.Folder.Weights.OnnxPath!, Path.Combine(copy, "model.onnx"));
         File.Copy(Path.Combine(minilm.Folder.Directory, "vocab.txt"), Path.Combine(copy, "..", "vocab.txt"));
         File.WriteAllText(Path.Combine(copy, "..", "config.json"), """{"model_type":"bert","num_hidden_layers":6,"max_position_embeddings":512}""");
 
         var folder = new ModelStore(_dir).Resolve("acme/mini-copy");
         Assert.Equal("acme/mini-copy", folder.Name);
         Assert.Equal(512, folder.Config.EmbeddingLimit);
-        using var model = EmbeddingModel.Load(folder, MiniLmFixture.EncoderOptions);
+        using var model = EmbeddingModel.Load(folder, MiniLmFixture.Graphs, MiniLmFixture.EncoderOptions);
 
         // Without modules.json it is what sentence-transformers makes of a plain model: mean pooling, not normalised.
         Assert.False(model.Normalizes);

@@ -63,7 +63,7 @@ public sealed class SentenceTransformersConfigTests(MiniLmFixture minilm) : IDis
         Assert.Equal(["sentence_transformers.models.Dense"], SentenceTransformersConfig.Read(_dir).UnsupportedModules);
 
         var folder = CopyMiniLm() with { SentenceTransformers = SentenceTransformersConfig.Read(_dir) };
-        var error = Assert.Throws<ModelNotSupportedException>(() => EmbeddingModel.Load(folder, MiniLmFixture.EncoderOptions));
+        var error = Assert.Throws<ModelNotSupportedException>(() => EmbeddingModel.Load(folder, MiniLmFixture.Graphs, MiniLmFixture.EncoderOptions));
         Assert.Contains("sentence_transformers.models.Dense", error.Message);
     }
 
@@ -74,13 +74,13 @@ public sealed class SentenceTransformersConfigTests(MiniLmFixture minilm) : IDis
         var folder = CopyMiniLm();
         Write(TestRepos.Modules(normalize: true), TestRepos.PoolingConfig("cls"), folder.Directory);
         folder = new ModelStore(_dir).Open("acme/bge-like", folder.Directory);
-        using var model = EmbeddingModel.Load(folder, MiniLmFixture.EncoderOptions);
+        using var model = EmbeddingModel.Load(folder, MiniLmFixture.Graphs, MiniLmFixture.EncoderOptions);
         Assert.True(model.PoolsInGraph);
         Assert.Equal(PoolingModes.Cls, model.Pooling);
         Assert.True(model.Normalizes);
 
         int[][] texts = [[101, 7592, 2088, 102], [101, 2023, 2003, 1037, 3231, 6251, 102]];
-        using var plain = OnnxEncoder.Open(minilm.Folder.OnnxPath, MiniLmFixture.EncoderOptions);
+        using var plain = OnnxEncoder.Open(minilm.Folder.Weights.OnnxPath!, MiniLmFixture.EncoderOptions);
         using var states = plain.Run(texts, 0);
 
         var normalized = model.Embed(texts, new EmbedOptions());
@@ -101,7 +101,7 @@ public sealed class SentenceTransformersConfigTests(MiniLmFixture minilm) : IDis
     {
         var target = Path.Combine(_dir, "model");
         Directory.CreateDirectory(target);
-        File.CreateSymbolicLink(Path.Combine(target, "model.onnx"), minilm.Folder.OnnxPath);
+        File.CreateSymbolicLink(Path.Combine(target, "model.onnx"), minilm.Folder.Weights.OnnxPath!);
         foreach (var file in new[] { "vocab.txt", "config.json", "tokenizer_config.json", "sentence_bert_config.json" })
         {
             File.Copy(Path.Combine(minilm.Folder.Directory, file), Path.Combine(target, file));

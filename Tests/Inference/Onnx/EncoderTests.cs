@@ -31,7 +31,7 @@ public sealed class EncoderTests(MiniLmFixture minilm)
     [Fact]
     public void Auto_device_falls_back_to_the_cpu_when_cuda_is_not_usable()
     {
-        using var encoder = OnnxEncoder.Open(minilm.Folder.OnnxPath, new EncoderOptions { Device = ExecutionDevice.Auto });
+        using var encoder = OnnxEncoder.Open(minilm.Folder.Weights.OnnxPath!, new EncoderOptions { Device = ExecutionDevice.Auto });
         if (encoder.OnGpu)
         {
             Assert.StartsWith("CUDA", encoder.Provider);
@@ -48,7 +48,7 @@ public sealed class EncoderTests(MiniLmFixture minilm)
     {
         try
         {
-            using var encoder = OnnxEncoder.Open(minilm.Folder.OnnxPath, new EncoderOptions { Device = ExecutionDevice.Cuda() });
+            using var encoder = OnnxEncoder.Open(minilm.Folder.Weights.OnnxPath!, new EncoderOptions { Device = ExecutionDevice.Cuda() });
             Assert.StartsWith("CUDA", encoder.Provider); // this machine has a GPU
         }
         catch (DeviceUnavailableException ex)
@@ -88,14 +88,14 @@ public sealed class EncoderTests(MiniLmFixture minilm)
     [Fact]
     public void The_model_has_six_layers()
     {
-        var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(minilm.Folder.OnnxPath));
+        var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(minilm.Folder.Weights.OnnxPath!));
         Assert.Equal(6, LayerCut.CountLayers(model));
     }
 
     [Fact]
     public void Cutting_at_layer_4_drops_every_node_of_layers_4_and_5()
     {
-        var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(minilm.Folder.OnnxPath));
+        var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(minilm.Folder.Weights.OnnxPath!));
         var before = model.Graph.Node.Count;
         LayerCut.CutInPlace(model, 4);
 
@@ -110,7 +110,7 @@ public sealed class EncoderTests(MiniLmFixture minilm)
     [Fact]
     public void Cutting_at_the_last_layer_gives_the_full_models_last_hidden_state()
     {
-        var bytes = File.ReadAllBytes(minilm.Folder.OnnxPath);
+        var bytes = File.ReadAllBytes(minilm.Folder.Weights.OnnxPath!);
         using var full = OpenCpu();
         using var cut = OnnxEncoder.Open(LayerCut.Cut(bytes, 6), null, MiniLmFixture.EncoderOptions);
         int[][] batch = [[101, 1996, 4248, 2829, 4419, 102]];
@@ -123,7 +123,7 @@ public sealed class EncoderTests(MiniLmFixture minilm)
     public void Half_precision_outputs_are_read_as_float()
     {
         // The same graph with its output cast to float16, as models exported in half precision end.
-        var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(minilm.Folder.OnnxPath));
+        var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(minilm.Folder.Weights.OnnxPath!));
         var output = model.Graph.Output[0];
         model.Graph.Node.Add(new NodeProto
         {
@@ -153,11 +153,11 @@ public sealed class EncoderTests(MiniLmFixture minilm)
     [Fact]
     public void Cutting_beyond_the_last_layer_is_refused()
     {
-        var bytes = File.ReadAllBytes(minilm.Folder.OnnxPath);
+        var bytes = File.ReadAllBytes(minilm.Folder.Weights.OnnxPath!);
         Assert.Throws<ArgumentOutOfRangeException>(() => LayerCut.Cut(bytes, 7));
     }
 
-    private OnnxEncoder OpenCpu() => OnnxEncoder.Open(minilm.Folder.OnnxPath, MiniLmFixture.EncoderOptions);
+    private OnnxEncoder OpenCpu() => OnnxEncoder.Open(minilm.Folder.Weights.OnnxPath!, MiniLmFixture.EncoderOptions);
 }
 
 /// <summary>The layer cut on a small synthetic graph whose LayerNorms are fused, as optimised exports have them.</summary>

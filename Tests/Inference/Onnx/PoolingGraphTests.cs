@@ -19,7 +19,7 @@ public sealed class PoolingGraphTests(MiniLmFixture minilm)
         Assert.Equal(PoolingModes.Mean, minilm.Embedding.Pooling);
         Assert.True(minilm.Embedding.Normalizes); // its modules end with Normalize, as on the hub
 
-        using var plain = OnnxEncoder.Open(minilm.Folder.OnnxPath, MiniLmFixture.EncoderOptions);
+        using var plain = OnnxEncoder.Open(minilm.Folder.Weights.OnnxPath!, MiniLmFixture.EncoderOptions);
         using var states = plain.Run(Batch, 0);
         var pooled = minilm.Embedding.Embed(Batch, new EmbedOptions { Normalize = false });
 
@@ -44,11 +44,11 @@ public sealed class PoolingGraphTests(MiniLmFixture minilm)
     [InlineData(PoolingModes.Cls | PoolingModes.Max | PoolingModes.Mean)]
     public void Each_mode_pooled_in_the_MiniLM_graph_equals_the_mode_computed_by_hand_from_its_hidden_states(PoolingModes modes)
     {
-        var graph = ModelProto.Parser.ParseFrom(File.ReadAllBytes(minilm.Folder.OnnxPath));
+        var graph = ModelProto.Parser.ParseFrom(File.ReadAllBytes(minilm.Folder.Weights.OnnxPath!));
         Assert.True(PoolingGraph.CanPool(graph, modes));
         PoolingGraph.AppendInPlace(graph, modes);
         using var pooling = OnnxEncoder.Open(graph.ToByteArray(), null, MiniLmFixture.EncoderOptions);
-        using var plain = OnnxEncoder.Open(minilm.Folder.OnnxPath, MiniLmFixture.EncoderOptions);
+        using var plain = OnnxEncoder.Open(minilm.Folder.Weights.OnnxPath!, MiniLmFixture.EncoderOptions);
 
         using var states = plain.Run(Batch, 0);
         using var pooled = pooling.Run(Batch, 0);
