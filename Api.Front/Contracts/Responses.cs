@@ -39,7 +39,8 @@ public sealed record JobResponse(
     string Id, string Type, DateTimeOffset? StartedAt, int Items, string Model, double Progress, string State, string Host,
     long? BytesDone = null, long? BytesTotal = null);
 
-public sealed record HostStatusResponse(string Name, int MaxConcurrent, int InFlight, int AvailableSlots, int Waiting, IReadOnlyList<JobResponse> ActiveJobs);
+/// <summary>One host's queue and jobs; <see cref="State"/> is <c>serving</c>, or <c>draining</c> while it stops (it takes no new work then).</summary>
+public sealed record HostStatusResponse(string Name, int MaxConcurrent, int InFlight, int AvailableSlots, int Waiting, IReadOnlyList<JobResponse> ActiveJobs, string State);
 
 /// <summary><c>POST /embed</c>: one vector per text, in order.</summary>
 public sealed record EmbedResponse(IReadOnlyList<float[]> Embeddings, string Model, int Dimensions);

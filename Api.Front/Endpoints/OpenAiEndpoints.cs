@@ -34,7 +34,7 @@ public static class OpenAiEndpoints
         IReadOnlyList<string> texts = input.TokenIds is { } ids ? [.. ids.Select(OpenAiTokens.Decode)] : (IReadOnlyList<string>)input.Texts!;
         var model = request.Model ?? defaults.Value.EmbedModel;
         var work = new EmbedWork(model, texts);
-        var batch = await router.ExecuteAsync(WorkSize.Tokens(texts), (host, ct) => host.EmbedAsync(work, ct), context.RequestAborted);
+        var batch = await router.ExecuteAsync(new HostWork(WorkSize.Tokens(texts), model), (host, ct) => host.EmbedAsync(work, ct), context.RequestAborted);
         if (request.Dimensions is { } asked && asked > batch.Dimensions)
         {
             throw new ApiException(ErrorCodes.InvalidInput, $"Model '{model}' has {batch.Dimensions} dimensions; 'dimensions' may be at most that.", "dimensions");

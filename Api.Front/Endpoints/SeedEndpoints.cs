@@ -73,8 +73,16 @@ public static class SeedEndpoints
             [.. statuses.SelectMany(s => s.Jobs.Select(j => Job(j, s.Host)))],
             router.Strategy == RoutingStrategy.LeastBusy ? "least-busy" : "round-robin",
             [.. statuses.Select(s => new HostStatusResponse(
-                s.Host, s.MaxConcurrent, s.InFlight, Math.Max(0, s.MaxConcurrent - s.InFlight), s.Waiting, [.. s.Jobs.Select(j => Job(j, s.Host))]))]));
+                s.Host, s.MaxConcurrent, s.InFlight, Math.Max(0, s.MaxConcurrent - s.InFlight), s.Waiting, [.. s.Jobs.Select(j => Job(j, s.Host))], State(router, s.Host)))]));
     }
+
+    /// <summary>A host's availability as its last load report gave it, in the API's words.</summary>
+    private static string State(HostRouter router, string host) =>
+        router.Hosts.FirstOrDefault(h => h.Host == host)?.Availability switch
+        {
+            HostAvailability.Draining => "draining",
+            _ => "serving",
+        };
 
     private static JobResponse Job(JobStatus j, string host) =>
         new(j.Id, j.Type, j.StartedAt, j.Items, j.Model, j.Progress, j.State, host, j.BytesDone, j.BytesTotal);
@@ -84,7 +92,7 @@ public static class SeedEndpoints
         var texts = (IReadOnlyList<string>)request.Texts!;
         var model = request.Model ?? defaults.Value.EmbedModel;
         var work = new EmbedWork(model, texts, request.Normalize, request.Truncate ?? true);
-        var batch = await router.ExecuteAsync(WorkSize.Tokens(texts), (host, ct) => host.EmbedAsync(work, ct), context.RequestAborted);
+        var batch = await router.ExecuteAsync(new HostWork(WorkSize.Tokens(texts), model), (host, ct) => host.EmbedAsync(work, ct), context.RequestAborted);
 
         context.Response.Headers["X-Gpu-Host"] = batch.Host;
         var rows = new float[batch.Count][];
@@ -106,7 +114,7 @@ public static class SeedEndpoints
             model, candidates, references, request.NumLayers, request.Idf ?? false, request.RescaleWithBaseline ?? false, request.Lang ?? "en", baseline);
 
         var tokens = WorkSize.Tokens(candidates) + references.Sum(WorkSize.Tokens);
-        var scores = await router.ExecuteAsync(tokens, (host, ct) => host.BertScoreAsync(work, ct), context.RequestAborted);
+        var scores = await router.ExecuteAsync(new HostWork(tokens, model, ModelUse.BertScore), (host, ct) => host.BertScoreAsync(work, ct), context.RequestAborted);
 
         context.Response.Headers["X-Gpu-Host"] = scores.Host;
         return TypedResults.Ok(new BertScoreResponse(Finite(scores.Precision), Finite(scores.Recall), Finite(scores.F1), model, scores.NumLayers, scores.Hash));
