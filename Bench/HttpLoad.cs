@@ -12,8 +12,9 @@ namespace OrleansGpu.Bench;
 /// </code>
 /// Scenarios: embed-short (~20 tokens per text), embed-long (~190 tokens), bertscore (pairs of ~30 tokens),
 /// embed-2048: what one request of 2,048 short inputs costs, sent to /v1/embeddings as the Vercel AI SDK and
-/// OpenAI's cap send them (one at a time by default), and status (GET /status: one grain call per host and no
-/// inference, so the cost of the cluster's own round trip shows).
+/// OpenAI's cap send them (one at a time by default), status (GET /status: one grain call per host and no
+/// inference, so the cost of the cluster's own round trip shows), and health (GET /health: the front's HTTP path
+/// alone, no grain call).
 /// </summary>
 internal static class HttpLoad
 {
@@ -28,7 +29,7 @@ internal static class HttpLoad
         var corpus = new Corpus();
         var payloads = Enumerable.Range(0, options.Requests).Select(_ => options.Scenario switch
         {
-            "status" => null,
+            "status" or "health" => null,
             "embed-short" => (object)new { texts = corpus.Sentences(options.Batch, 8, 24), model = options.Model },
             "embed-long" => new { texts = corpus.Sentences(options.Batch, 150, 220), model = options.Model },
             "embed-2048" => new { input = corpus.Sentences(options.Batch, 8, 24), model = options.Model },
@@ -43,6 +44,7 @@ internal static class HttpLoad
         var path = options.Scenario switch
         {
             "status" => "/status",
+            "health" => "/health",
             "embed-2048" => "/v1/embeddings",
             "bertscore" => "/bertscore",
             _ => "/embed",
@@ -75,7 +77,7 @@ internal static class HttpLoad
 
         Array.Sort(latencies);
         double P(double q) => latencies[Math.Min(latencies.Length - 1, (int)(q * latencies.Length))];
-        var batch = options.Scenario == "status" ? 1 : options.Batch;
+        var batch = options.Scenario is "status" or "health" ? 1 : options.Batch;
         var items = options.Requests * batch;
         var result = new
         {
@@ -97,7 +99,7 @@ internal static class HttpLoad
         var unit = options.Scenario switch
         {
             "bertscore" => "pairs/s",
-            "status" => "requests/s",
+            "status" or "health" => "requests/s",
             _ => "texts/s",
         };
         Report.Table(

@@ -103,6 +103,10 @@ public sealed record BertScoreScores(
     [property: Id(5)] string Hash,
     [property: Id(6)] string Host);
 
+/// <summary>
+/// What a host reports to the fronts about itself, read about once a second by each: its queue, whether it takes new
+/// work (<see cref="Availability"/>), and the models it has loaded or is loading (<see cref="Models"/>).
+/// </summary>
 [GenerateSerializer, Immutable, Alias("OrleansGpu.HostLoad")]
 public sealed record HostLoad(
     [property: Id(0)] string Host,
@@ -111,10 +115,64 @@ public sealed record HostLoad(
     [property: Id(3)] long QueuedTokens,
     [property: Id(4)] long RunningTokens,
     [property: Id(5)] int MaxConcurrent,
-    [property: Id(6)] string Device)
+    [property: Id(6)] string Device,
+    [property: Id(7)] HostAvailability Availability = HostAvailability.Serving,
+    [property: Id(8)] IReadOnlyList<HostModel>? Models = null)
 {
     /// <summary>What least-busy routing compares: estimated tokens waiting or running on the host.</summary>
     public long Tokens => QueuedTokens + RunningTokens;
+
+    /// <summary>Whether new work may be sent to the host at all (see <see cref="HostAvailability"/>).</summary>
+    public bool TakesWork => Availability == HostAvailability.Serving;
+
+    /// <summary>The host's entry for a model as a request names it (its canonical name or a spelling that resolved to it), or null.</summary>
+    public HostModel? Model(string requested) => Models?.FirstOrDefault(m => m.Answers(requested));
+}
+
+/// <summary>
+/// Whether a host takes new work: the one notion of a host's routability that the front's selection reads. A host
+/// that is not <see cref="Serving"/> refuses new jobs with a transient failure, so a front that has not yet seen the
+/// report sends the request elsewhere.
+/// </summary>
+public enum HostAvailability
+{
+    Serving,
+
+    /// <summary>The silo is stopping (SIGTERM: a deploy, a restart): it finishes the jobs it holds, then leaves the cluster.</summary>
+    Draining,
+}
+
+/// <summary>What a model is ready for on a host, or being loaded for.</summary>
+[Flags]
+public enum ModelUses
+{
+    None = 0,
+    Embedding = 1,
+    BertScore = 2,
+}
+
+/// <summary>
+/// A model a host has loaded (<see cref="Ready"/>) or is loading (<see cref="Loading"/>), by canonical name, with the
+/// other spellings requests used for it on that host (<c>all-MiniLM-L6-v2</c> for
+/// <c>sentence-transformers/all-MiniLM-L6-v2</c>), and how long its last load took.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("OrleansGpu.HostModel")]
+public sealed record HostModel(
+    [property: Id(0)] string Name,
+    [property: Id(1)] IReadOnlyList<string> Aliases,
+    [property: Id(2)] ModelUses Ready,
+    [property: Id(3)] ModelUses Loading,
+    [property: Id(4)] double LoadSeconds)
+{
+    public bool Answers(string requested) => string.Equals(Name, requested, StringComparison.Ordinal) || Aliases.Contains(requested, StringComparer.Ordinal);
+
+    /// <summary>Ready for <paramref name="use"/>, or being loaded for it (a request sent there waits for that load instead of starting another).</summary>
+    public bool IsWarmFor(ModelUse use) => ((Ready | Loading) & use.AsFlag()) != 0;
+}
+
+public static class ModelUseExtensions
+{
+    public static ModelUses AsFlag(this ModelUse use) => use == ModelUse.Embedding ? ModelUses.Embedding : ModelUses.BertScore;
 }
 
 [GenerateSerializer, Immutable, Alias("OrleansGpu.HostInfo")]

@@ -34,6 +34,20 @@ public sealed class HostBusyException : Exception
     public int Waiting { get; }
 }
 
+/// <summary>
+/// The host is stopping and takes no new work; the jobs it holds finish. The front sends the request to another host
+/// at once and stops choosing this one (its load report says draining too).
+/// </summary>
+[GenerateSerializer, Alias("OrleansGpu.HostDrainingException")]
+public sealed class HostDrainingException : Exception
+{
+    public HostDrainingException(string host)
+        : base($"Host {host} is stopping and takes no new work.") => Host = host;
+
+    [Id(0)]
+    public string Host { get; }
+}
+
 /// <summary>The codes a host gives for a wrong request; they reach the client as the error's <c>code</c>.</summary>
 public static class ErrorCodes
 {

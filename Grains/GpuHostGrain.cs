@@ -45,7 +45,8 @@ public sealed class GpuHostGrain(
         return await model.BertScoreIdfAsync(work, cancellationToken);
     }
 
-    public Task<HostLoad> GetLoadAsync() => Task.FromResult(jobs.Load(hardware.Snapshot.Expected(encoderOptions.Device)));
+    public Task<HostLoad> GetLoadAsync() =>
+        Task.FromResult(jobs.Load(hardware.Snapshot.Expected(encoderOptions.Device)) with { Models = models.Describe() });
 
     public async Task<HostInfo> GetInfoAsync()
     {
@@ -103,8 +104,9 @@ public sealed class GpuHostGrain(
     /// <summary>The model grain of the requested model, loaded for <paramref name="use"/> (downloaded first when it must be).</summary>
     private async Task<IModelGrain> ReadyAsync(string requested, ModelUse use, CancellationToken cancellationToken)
     {
-        var grain = grains.GetGrain<IModelGrain>(Key(await models.CanonicalAsync(requested, cancellationToken)));
-        await grain.LoadAsync(use);
+        var canonical = await models.CanonicalAsync(requested, cancellationToken);
+        var grain = grains.GetGrain<IModelGrain>(Key(canonical));
+        await models.TrackLoadAsync(canonical, use, () => grain.LoadAsync(use));
         return grain;
     }
 

@@ -33,6 +33,7 @@ public sealed class GpuHostOptions
         new("GPU_WARM_DEFAULTS", nameof(WarmDefaults)),
         new("GPU_PROGRESS_LOG_LEVEL", nameof(ProgressLogLevel)),
         new("GPU_METRICS_PORT", nameof(MetricsPort)),
+        new("GPU_DRAIN_TIMEOUT", nameof(DrainTimeout)),
     ];
 
     /// <summary>This host's name: the silo name and the key of its host grain (<c>GPU_HOST_NAME</c>, default the machine name).</summary>
@@ -89,6 +90,14 @@ public sealed class GpuHostOptions
     /// </summary>
     public int MetricsPort { get; set; }
 
+    /// <summary>
+    /// How long a stopping host (SIGTERM: a deploy, <c>docker compose up</c> of a new image, Kubernetes) waits for the
+    /// jobs it holds before it leaves the cluster (<c>GPU_DRAIN_TIMEOUT</c>, default one minute: a long BERTScore job on
+    /// a large model). It takes no new work meanwhile. The process's own shutdown allows this plus
+    /// <see cref="GpuSiloHosting.LeaveAllowance"/>; a container's stop grace period must be as long.
+    /// </summary>
+    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>How often the device's name and memory are read (<c>nvidia-smi</c>), off the grains' turns.</summary>
     public TimeSpan HardwareProbeInterval { get; set; } = TimeSpan.FromSeconds(10);
 
@@ -140,6 +149,7 @@ public sealed class GpuHostOptionsValidator : IValidateOptions<GpuHostOptions>
         string.IsNullOrWhiteSpace(o.DefaultEmbedModel) ? $"{Name(nameof(o.DefaultEmbedModel))} must not be empty." : null,
         string.IsNullOrWhiteSpace(o.DefaultBertScoreModel) ? $"{Name(nameof(o.DefaultBertScoreModel))} must not be empty." : null,
         o.MetricsPort is < 0 or > 65535 ? $"{Name(nameof(o.MetricsPort))} must be a TCP port, or 0 for none; got {o.MetricsPort}." : null,
+        o.DrainTimeout < TimeSpan.Zero ? $"{Name(nameof(o.DrainTimeout))} must not be negative; got {o.DrainTimeout}." : null,
         o.HardwareProbeInterval <= TimeSpan.Zero ? $"{Name(nameof(o.HardwareProbeInterval))} must be positive; got {o.HardwareProbeInterval}." : null,
         o.HardwareProbeTimeout <= TimeSpan.Zero ? $"{Name(nameof(o.HardwareProbeTimeout))} must be positive; got {o.HardwareProbeTimeout}." : null,
         ModelSourceOptions.EndpointError(o.Sources.HubEndpoint));

@@ -6,22 +6,37 @@ namespace OrleansGpu.Grains;
 /// <summary>
 /// The job table of one host (a singleton of its silo): admits at most <see cref="GpuHostOptions.MaxConcurrent"/>
 /// jobs at once, keeps at most <see cref="GpuHostOptions.MaxQueued"/> waiting, and tracks each job's progress by
-/// batch. The host grain admits jobs; the model grains on the same silo report progress into it.
+/// batch. The host grain admits jobs; the model grains on the same silo report progress into it. When the silo
+/// stops, the table drains (<see cref="BeginDrain"/>): it admits nothing new and lets the jobs it holds finish.
 /// </summary>
 public sealed class HostJobs(GpuHostOptions options, ILogger<HostJobs> logger)
 {
+    private static readonly TimeSpan IdlePoll = TimeSpan.FromMilliseconds(50);
+
     private readonly SemaphoreSlim _slots = new(options.MaxConcurrent, options.MaxConcurrent);
     private readonly ConcurrentDictionary<string, Job> _jobs = new();
     private int _waiting;
+    private int _draining;
 
     public int MaxConcurrent => options.MaxConcurrent;
 
+    /// <summary>True once the host stops taking new jobs.</summary>
+    public bool Draining => Volatile.Read(ref _draining) == 1;
+
+    /// <summary>Jobs held now, queued or running.</summary>
+    public int Count => _jobs.Count;
+
     /// <summary>
     /// Registers a job and waits for a free slot. Throws <see cref="HostBusyException"/> at once when the queue is
-    /// full. Dispose the returned lease when the job ends.
+    /// full, <see cref="HostDrainingException"/> when the host is stopping. Dispose the returned lease when the job ends.
     /// </summary>
     public async Task<JobLease> AdmitAsync(string type, string model, int items, long tokens, RequestPart? part, CancellationToken cancellationToken)
     {
+        if (Draining)
+        {
+            throw new HostDrainingException(options.HostName);
+        }
+
         if (Interlocked.Increment(ref _waiting) > options.MaxQueued)
         {
             var waiting = Interlocked.Decrement(ref _waiting);
@@ -30,6 +45,18 @@ public sealed class HostJobs(GpuHostOptions options, ILogger<HostJobs> logger)
 
         var job = new Job(Guid.NewGuid().ToString("N")[..12], type, model, items, tokens, part);
         _jobs[job.Id] = job;
+
+        // A drain that began between the check above and the registration may already have seen an empty table and
+        // let the silo go: such a job is refused, not started. (The fence orders the registration before the read,
+        // as BeginDrain's exchange orders the flag before the drain's reads of the table.)
+        Interlocked.MemoryBarrier();
+        if (Draining)
+        {
+            _jobs.TryRemove(job.Id, out _);
+            Interlocked.Decrement(ref _waiting);
+            throw new HostDrainingException(options.HostName);
+        }
+
         try
         {
             await _slots.WaitAsync(cancellationToken);
@@ -73,6 +100,35 @@ public sealed class HostJobs(GpuHostOptions options, ILogger<HostJobs> logger)
         }
     }
 
+    /// <summary>Stops admitting jobs: from now on <see cref="AdmitAsync"/> refuses, and <see cref="Load"/> says draining.</summary>
+    public void BeginDrain() => Interlocked.Exchange(ref _draining, 1);
+
+    /// <summary>Waits until no job is held, at most <paramref name="timeout"/>; true when the table emptied.</summary>
+    public async Task<bool> WaitIdleAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+
+        // Polled: a stopping silo checks a few times a second, and the jobs' own path stays free of drain logic.
+        while (!_jobs.IsEmpty)
+        {
+            if (DateTime.UtcNow >= deadline || cancellationToken.IsCancellationRequested)
+            {
+                return false;
+            }
+
+            try
+            {
+                await Task.Delay(IdlePoll, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
     public HostLoad Load(string device)
     {
         int queued = 0, running = 0;
@@ -91,7 +147,9 @@ public sealed class HostJobs(GpuHostOptions options, ILogger<HostJobs> logger)
             }
         }
 
-        return new HostLoad(options.HostName, queued, running, queuedTokens, runningTokens, options.MaxConcurrent, device);
+        return new HostLoad(
+            options.HostName, queued, running, queuedTokens, runningTokens, options.MaxConcurrent, device,
+            Draining ? HostAvailability.Draining : HostAvailability.Serving);
     }
 
     public HostStatus Status()

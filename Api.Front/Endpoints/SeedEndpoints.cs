@@ -74,8 +74,16 @@ public static class SeedEndpoints
             SplitStatus.ActiveJobs(statuses),
             router.Strategy == RoutingStrategy.LeastBusy ? "least-busy" : "round-robin",
             [.. statuses.Select(s => new HostStatusResponse(
-                s.Host, s.MaxConcurrent, s.InFlight, Math.Max(0, s.MaxConcurrent - s.InFlight), s.Waiting, [.. s.Jobs.Select(j => SplitStatus.Job(j, s.Host))]))]));
+                s.Host, s.MaxConcurrent, s.InFlight, Math.Max(0, s.MaxConcurrent - s.InFlight), s.Waiting, [.. s.Jobs.Select(j => SplitStatus.Job(j, s.Host))], State(router, s.Host)))]));
     }
+
+    /// <summary>A host's availability as its last load report gave it, in the API's words.</summary>
+    private static string State(HostRouter router, string host) =>
+        router.Hosts.FirstOrDefault(h => h.Host == host)?.Availability switch
+        {
+            HostAvailability.Draining => "draining",
+            _ => "serving",
+        };
 
     private static async Task<Ok<EmbedResponse>> EmbedAsync(EmbedRequest request, ScatterGather cluster, IOptions<FrontDefaults> defaults, HttpContext context)
     {

@@ -6,9 +6,11 @@ using OrleansGpu.Grains.Hosting;
 namespace OrleansGpu.Api.Hosting;
 
 /// <summary>
-/// How the front joins the cluster (<c>Cluster:Mode</c>). <c>cohost</c>, the default with localhost clustering: the
-/// front hosts a GPU silo itself, so one process serves everything. <c>client</c>, the default with PostgreSQL
-/// clustering: a pure Orleans client of the silos' gateways.
+/// How the front joins the cluster (<c>Cluster:Mode</c>), and leaves it. <c>cohost</c>, the default with localhost
+/// clustering: the front hosts a GPU silo itself, so one process serves everything. <c>client</c>, the default with
+/// PostgreSQL clustering: a pure Orleans client of the silos' gateways. On SIGTERM the web server stops first (it is
+/// the last service to start): it refuses new connections and answers the requests in flight
+/// (<see cref="FrontDrainOptions"/>); then the co-hosted silo drains (<c>HostDrain</c>) or the client closes.
 /// </summary>
 public static class FrontHosting
 {
@@ -24,7 +26,10 @@ public static class FrontHosting
     public static void AddCluster(this WebApplicationBuilder builder)
     {
         var cluster = ClusterSettings.FromConfiguration(builder.Configuration);
-        if (IsCoHosted(builder.Configuration, cluster))
+        var coHosted = IsCoHosted(builder.Configuration, cluster);
+        builder.Services.AddSettings<FrontDrainOptions, FrontDrainOptionsValidator>(builder.Configuration, FrontDrainOptions.Section, FrontDrainOptions.Aliases);
+        FrontDrainOptions.AllowForDrains(builder.Services, coHosted);
+        if (coHosted)
         {
             builder.UseOrleans(silo =>
             {

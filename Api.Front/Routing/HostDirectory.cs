@@ -6,9 +6,9 @@ namespace OrleansGpu.Api.Routing;
 
 /// <summary>
 /// The GPU hosts this front knows: the active silos of the last membership read with the load each reported, and
-/// what the front itself knows of each between reads (its requests in flight there, a recent failure, whether the
-/// host has left). Hosts that leave cancel the requests waiting on them, and every request in flight at that moment
-/// (see <see cref="MembershipChanged"/>).
+/// what the front itself knows of each between reads (its requests in flight there, a recent failure, a refusal
+/// because it is stopping, the models it has just sent there, whether the host has left). Hosts that leave cancel the
+/// requests waiting on them, and every request in flight at that moment (see <see cref="MembershipChanged"/>).
 /// </summary>
 public sealed class HostDirectory(IClusterClient client, RoutingOptions options, ILogger logger)
 {
@@ -39,7 +39,29 @@ public sealed class HostDirectory(IClusterClient client, RoutingOptions options,
     /// <summary>Requests this front has in flight on <paramref name="host"/>, in estimated tokens.</summary>
     public long Pending(string host) => _states.TryGetValue(host, out var s) ? s.Pending : 0;
 
+    /// <summary>How busy <paramref name="host"/> is, in tokens: the larger of what it last reported and what this front has in flight there now.</summary>
+    public long Load(HostLoad host) => Math.Max(host.Tokens, Pending(host.Host));
+
     public bool IsSuspect(string host) => _states.TryGetValue(host, out var s) && s.IsSuspect;
+
+    /// <summary>
+    /// Whether new work may go to <paramref name="host"/>: the host says it takes work, and has not refused this front
+    /// for stopping since its last report. The one test of routability every selection applies.
+    /// </summary>
+    public bool IsRoutable(HostLoad host) => host.TakesWork && !(_states.TryGetValue(host.Host, out var s) && s.IsDraining);
+
+    /// <summary>
+    /// Whether <paramref name="host"/> has the model of <paramref name="work"/> loaded or loading for its use, as the host
+    /// reported it, or this front sent that model there since (the host's next report will say; meanwhile requests that
+    /// arrive together follow the first instead of each starting a load elsewhere).
+    /// </summary>
+    public bool IsWarm(HostLoad host, HostWork work) =>
+        work.Model is { } model
+        && (host.Model(model)?.IsWarmFor(work.Use) == true
+            || (_states.TryGetValue(host.Host, out var s) && s.RecentlySent(model, work.Use, SentMemory)));
+
+    /// <summary>How long this front counts a model it sent to a host as warm there without the host saying so.</summary>
+    private TimeSpan SentMemory => options.RefreshInterval * 3;
 
     /// <summary>Reads the active hosts from membership and asks each for its load. Hosts that left are dropped and their requests retried elsewhere.</summary>
     public async Task RefreshAsync(CancellationToken cancellationToken = default)
@@ -69,6 +91,11 @@ public sealed class HostDirectory(IClusterClient client, RoutingOptions options,
                 Interlocked.Exchange(ref _membershipChanged, new CancellationTokenSource()).Cancel();
             }
 
+            foreach (var state in _states.Values)
+            {
+                state.ForgetSentBefore(DateTimeOffset.UtcNow - SentMemory);
+            }
+
             _hosts = live;
             _refreshedAt = DateTimeOffset.UtcNow;
         }
@@ -96,8 +123,10 @@ public sealed class HostDirectory(IClusterClient client, RoutingOptions options,
 public sealed class HostState
 {
     private readonly CancellationTokenSource _gone = new();
+    private readonly ConcurrentDictionary<(string Model, ModelUse Use), long> _sent = new();
     private long _pending;
     private long _suspectUntil;
+    private long _drainingUntil;
 
     /// <summary>Cancelled when the host leaves the cluster.</summary>
     public CancellationToken Gone => _gone.Token;
@@ -112,6 +141,33 @@ public sealed class HostState
     public void Remove(long tokens) => Interlocked.Add(ref _pending, -tokens);
 
     public void MarkFailed(TimeSpan cooldown) => Interlocked.Exchange(ref _suspectUntil, (DateTimeOffset.UtcNow + cooldown).UtcTicks);
+
+    /// <summary>The host refused work because it is stopping, until its own report says so (or it is gone).</summary>
+    public bool IsDraining => DateTimeOffset.UtcNow.UtcTicks < Interlocked.Read(ref _drainingUntil);
+
+    /// <summary>
+    /// The host refused a request because it is stopping: it gets no more until <paramref name="until"/> passes, by
+    /// when its load report says draining. Not for ever: a silo of the same name may replace it.
+    /// </summary>
+    public void MarkDraining(TimeSpan until) => Interlocked.Exchange(ref _drainingUntil, (DateTimeOffset.UtcNow + until).UtcTicks);
+
+    /// <summary>Notes that a request for <paramref name="model"/> was just sent here.</summary>
+    public void NoteSent(string model, ModelUse use) => _sent[(model, use)] = DateTimeOffset.UtcNow.UtcTicks;
+
+    public bool RecentlySent(string model, ModelUse use, TimeSpan within) =>
+        _sent.TryGetValue((model, use), out var at) && DateTimeOffset.UtcNow.UtcTicks - at < within.Ticks;
+
+    /// <summary>Drops what was sent before <paramref name="cutoff"/>: by then the host's report says what it loaded.</summary>
+    public void ForgetSentBefore(DateTimeOffset cutoff)
+    {
+        foreach (var entry in _sent)
+        {
+            if (entry.Value < cutoff.UtcTicks)
+            {
+                _sent.TryRemove(entry);
+            }
+        }
+    }
 
     public void MarkGone() => _gone.Cancel();
 }

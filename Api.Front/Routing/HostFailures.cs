@@ -14,6 +14,9 @@ public enum HostFailure
     /// <summary>The host's queue is full: another host may take the request; this one is not held against.</summary>
     Busy,
 
+    /// <summary>The host is stopping and refused new work: another host takes the request, and this one gets no more (see <see cref="HostDirectory.IsRoutable"/>).</summary>
+    Draining,
+
     /// <summary>Another host left while this one worked: the host is fine, the request is sent again (see <see cref="HostDirectory.MembershipChanged"/>).</summary>
     MembershipChanged,
 
@@ -38,6 +41,7 @@ public static class HostFailures
         OperationCanceledException when hostGone.IsCancellationRequested => HostFailure.HostFailed,
         OperationCanceledException when membershipChanged.IsCancellationRequested => HostFailure.MembershipChanged,
         HostBusyException => HostFailure.Busy,
+        HostDrainingException => HostFailure.Draining,
 
         // SiloUnavailableException is one of these: the silo holding the host died or is unreachable.
         OrleansMessageRejectionException => HostFailure.HostFailed,

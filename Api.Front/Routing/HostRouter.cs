@@ -7,9 +7,10 @@ namespace OrleansGpu.Api.Routing;
 
 /// <summary>
 /// Runs each compute request on a GPU host and, when that host fails in a way another host may not, on the next one.
-/// Three parts: the <see cref="HostDirectory"/> (live hosts, their loads, refreshed about once a second while this
-/// service runs), the <see cref="HostSelection"/> strategy (least-busy or round-robin), and a Polly retry pipeline
-/// that sends the request again only for the failures <see cref="HostFailures"/> calls transient, at most
+/// Four parts: the <see cref="HostDirectory"/> (live hosts, their loads and models, refreshed about once a second while
+/// this service runs), the <see cref="HostSelection"/> strategy (least-busy, preferring hosts where the model is warm,
+/// or round-robin), <see cref="Prewarming"/> (a busy model loaded on one more host), and a Polly retry pipeline that
+/// sends the request again only for the failures <see cref="HostFailures"/> calls transient, at most
 /// <see cref="RoutingOptions.MaxAttempts"/> times. A deterministic failure propagates as it is, after one attempt.
 /// </summary>
 public sealed class HostRouter : BackgroundService
@@ -20,6 +21,7 @@ public sealed class HostRouter : BackgroundService
     private readonly ILogger _logger;
     private readonly HostDirectory _directory;
     private readonly HostSelection _selection;
+    private readonly Prewarming _prewarming;
     private readonly ResiliencePipeline _retry;
     private long _retries;
 
@@ -28,7 +30,8 @@ public sealed class HostRouter : BackgroundService
         _options = options.Value;
         _logger = logger;
         _directory = new HostDirectory(client, _options, logger);
-        _selection = HostSelection.For(_options.Strategy);
+        _selection = HostSelection.For(_options);
+        _prewarming = new Prewarming(_directory, _options, logger);
         _retry = _options.MaxAttempts <= 1
             ? ResiliencePipeline.Empty
             : new ResiliencePipelineBuilder()
@@ -53,6 +56,9 @@ public sealed class HostRouter : BackgroundService
     /// <summary>Counts for /metrics: requests sent again to a host after a host failure or a membership change.</summary>
     public long Retries => Interlocked.Read(ref _retries);
 
+    /// <summary>Pre-warms this front started (a busy model loaded on one more host), for tests and diagnostics.</summary>
+    public long Prewarms => _prewarming.Count;
+
     /// <inheritdoc cref="HostDirectory.RefreshAsync"/>
     public Task RefreshAsync(CancellationToken cancellationToken = default) => _directory.RefreshAsync(cancellationToken);
 
@@ -72,19 +78,24 @@ public sealed class HostRouter : BackgroundService
         }
     }
 
+    /// <summary>Runs <paramref name="call"/> on a chosen host, whatever its models: see <see cref="ExecuteAsync{T}(HostWork, Func{IGpuHostGrain, CancellationToken, Task{T}}, CancellationToken)"/>.</summary>
+    public Task<T> ExecuteAsync<T>(long tokens, Func<IGpuHostGrain, CancellationToken, Task<T>> call, CancellationToken requestAborted) =>
+        ExecuteAsync(new HostWork(tokens), call, requestAborted);
+
     /// <summary>
-    /// Runs <paramref name="call"/> on a chosen host; on a transient host failure, on the next one. <paramref name="tokens"/>
-    /// is the request's estimated size, counted against its host while it runs. Throws what a deterministic failure
-    /// threw, or <see cref="NoHostAvailableException"/> when no host could take the request.
+    /// Runs <paramref name="call"/> on a chosen host; on a transient host failure, on the next one. <paramref name="work"/>
+    /// is the request's estimated size, counted against its host while it runs, and its model, which least-busy routing
+    /// sends where it is warm. Throws what a deterministic failure threw, or <see cref="NoHostAvailableException"/> when
+    /// no host could take the request.
     /// </summary>
-    public async Task<T> ExecuteAsync<T>(long tokens, Func<IGpuHostGrain, CancellationToken, Task<T>> call, CancellationToken requestAborted)
+    public async Task<T> ExecuteAsync<T>(HostWork work, Func<IGpuHostGrain, CancellationToken, Task<T>> call, CancellationToken requestAborted)
     {
         if (_directory.IsStale)
         {
             await _directory.RefreshAsync(requestAborted);
         }
 
-        var request = new Request<T>(this, tokens, call);
+        var request = new Request<T>(this, work, call);
         try
         {
             return await _retry.ExecuteAsync(static (r, ct) => r.Router.AttemptAsync(r, ct), request, requestAborted);
@@ -97,12 +108,22 @@ public sealed class HostRouter : BackgroundService
 
     private async ValueTask<T> AttemptAsync<T>(Request<T> request, CancellationToken requestAborted)
     {
-        var host = await NextHostAsync(request.Tried, requestAborted) ?? throw request.NoHost();
+        var host = await NextHostAsync(request.Tried, request.Work, requestAborted) ?? throw request.NoHost();
+        var first = request.Tried.Count == 0;
         request.Tried.Add(host);
         var state = _directory.State(host);
         var membershipChanged = _directory.MembershipChanged;
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, state.Gone, membershipChanged);
-        state.Add(request.Tokens);
+        state.Add(request.Work.Tokens);
+        if (request.Work.Model is { } model)
+        {
+            state.NoteSent(model, request.Work.Use);
+            if (first)
+            {
+                _prewarming.Consider(request.Work);
+            }
+        }
+
         try
         {
             return await request.Call(_directory.Grain(host), linked.Token);
@@ -121,6 +142,12 @@ public sealed class HostRouter : BackgroundService
                 case HostFailure.Busy:
                     _logger.LogInformation("GPU host {Host} is busy; trying another", host);
                     break;
+                case HostFailure.Draining:
+                    // Until the host's own report says draining (the next refresh), this front sends it nothing more.
+                    state.MarkDraining(_options.RefreshInterval * 3);
+                    Interlocked.Increment(ref _retries);
+                    _logger.LogInformation("GPU host {Host} is stopping; sending the request to another", host);
+                    break;
                 case HostFailure.MembershipChanged:
                     // The host is fine: it (or another) may take the request again.
                     request.Tried.Remove(host);
@@ -138,14 +165,14 @@ public sealed class HostRouter : BackgroundService
         }
         finally
         {
-            state.Remove(request.Tokens);
+            state.Remove(request.Work.Tokens);
         }
     }
 
     /// <summary>A host not yet tried; when every known host was, looks once more for hosts that joined (or came back) meanwhile.</summary>
-    private async Task<string?> NextHostAsync(HashSet<string> tried, CancellationToken requestAborted)
+    private async Task<string?> NextHostAsync(HashSet<string> tried, HostWork work, CancellationToken requestAborted)
     {
-        if (_selection.Pick(_directory, tried) is { } host)
+        if (_selection.Pick(_directory, tried, work) is { } host)
         {
             return host;
         }
@@ -158,15 +185,15 @@ public sealed class HostRouter : BackgroundService
         await Task.Delay(LookAgainDelay, requestAborted);
         await _directory.RefreshAsync(requestAborted);
         tried.RemoveWhere(h => _directory.Hosts.Any(l => l.Host == h) && !_directory.IsSuspect(h));
-        return _selection.Pick(_directory, tried);
+        return _selection.Pick(_directory, tried, work);
     }
 
     /// <summary>One request across its attempts.</summary>
-    private sealed class Request<T>(HostRouter router, long tokens, Func<IGpuHostGrain, CancellationToken, Task<T>> call)
+    private sealed class Request<T>(HostRouter router, HostWork work, Func<IGpuHostGrain, CancellationToken, Task<T>> call)
     {
         public HostRouter Router { get; } = router;
 
-        public long Tokens { get; } = tokens;
+        public HostWork Work { get; } = work;
 
         public Func<IGpuHostGrain, CancellationToken, Task<T>> Call { get; } = call;
 

@@ -31,6 +31,25 @@ public sealed class RoutingOptions
 
     /// <summary>How long a host that just failed is passed over while others are available.</summary>
     public TimeSpan FailureCooldown { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Least-busy sends a request to a host that has its model loaded (or loading) unless that host is much busier
+    /// than the least-busy host without it (see <see cref="ColdLoadTokensPerSecond"/>); false compares loads only.
+    /// </summary>
+    public bool PreferWarm { get; set; } = true;
+
+    /// <summary>
+    /// What a cold load is worth in queued tokens, per second the model took to load (at least one second is counted):
+    /// about what a host runs in a second. A warm host is chosen while its queue exceeds the least-busy cold host's by
+    /// no more than the model's load time times this; half of that on every warm host pre-warms another.
+    /// </summary>
+    public long ColdLoadTokensPerSecond { get; set; } = 20_000;
+
+    /// <summary>
+    /// At most one pre-warm per model this often: when every host warm for a model is more than half the cold-load
+    /// threshold busy, the front has the model loaded on one more host. Zero turns pre-warming off.
+    /// </summary>
+    public TimeSpan PrewarmInterval { get; set; } = TimeSpan.FromSeconds(30);
 }
 
 public sealed class RoutingOptionsValidator : IValidateOptions<RoutingOptions>
@@ -39,6 +58,8 @@ public sealed class RoutingOptionsValidator : IValidateOptions<RoutingOptions>
         o.MaxAttempts < 1 ? $"{Name(nameof(o.MaxAttempts))} must be a positive integer; got {o.MaxAttempts}." : null,
         o.RefreshInterval <= TimeSpan.Zero ? $"{Name(nameof(o.RefreshInterval))} must be positive; got {o.RefreshInterval}." : null,
         o.FailureCooldown < TimeSpan.Zero ? $"{Name(nameof(o.FailureCooldown))} must not be negative; got {o.FailureCooldown}." : null,
+        o.ColdLoadTokensPerSecond < 0 ? $"{Name(nameof(o.ColdLoadTokensPerSecond))} must not be negative; got {o.ColdLoadTokensPerSecond}." : null,
+        o.PrewarmInterval < TimeSpan.Zero ? $"{Name(nameof(o.PrewarmInterval))} must not be negative; got {o.PrewarmInterval}." : null,
         Enum.IsDefined(o.Strategy) ? null : $"{Name(nameof(o.Strategy))} must be least-busy or round-robin.");
 
     private static string Name(string property) => Settings.Name(RoutingOptions.Section, property, RoutingOptions.Aliases);

@@ -24,7 +24,7 @@ public sealed class ScatterGather(HostRouter router, IOptions<SplitOptions> opti
         var parts = await PlanAsync(texts.Count, canCut: null, requestAborted);
         if (parts.Count == 1)
         {
-            return await router.ExecuteAsync(WorkSize.Tokens(texts), (host, ct) => host.EmbedAsync(work, ct), requestAborted);
+            return await router.ExecuteAsync(new HostWork(WorkSize.Tokens(texts), work.Model), (host, ct) => host.EmbedAsync(work, ct), requestAborted);
         }
 
         var request = NewRequestId();
@@ -32,7 +32,7 @@ public sealed class ScatterGather(HostRouter router, IOptions<SplitOptions> opti
         {
             var slice = range.Of(texts);
             var partWork = work with { Texts = slice, Part = part };
-            return (WorkSize.Tokens(slice), (host, ct) => host.EmbedAsync(partWork, ct));
+            return (new HostWork(WorkSize.Tokens(slice), work.Model), (host, ct) => host.EmbedAsync(partWork, ct));
         }, requestAborted);
 
         var dimensions = batches[0].Dimensions;
@@ -69,7 +69,7 @@ public sealed class ScatterGather(HostRouter router, IOptions<SplitOptions> opti
         var parts = await PlanAsync(work.Candidates.Count, c => pairsBefore[c] % BertScoreWork.MatchingChunk == 0, requestAborted);
         if (parts.Count == 1)
         {
-            return await router.ExecuteAsync(Tokens(work.Candidates, work.References), (host, ct) => host.BertScoreAsync(work, ct), requestAborted);
+            return await router.ExecuteAsync(new HostWork(Tokens(work.Candidates, work.References), work.Model, ModelUse.BertScore), (host, ct) => host.BertScoreAsync(work, ct), requestAborted);
         }
 
         var request = NewRequestId();
@@ -77,7 +77,7 @@ public sealed class ScatterGather(HostRouter router, IOptions<SplitOptions> opti
         if (work.Idf)
         {
             var idfWork = new IdfWork(work.Model, work.References);
-            idf = await router.ExecuteAsync(0, (host, ct) => host.BertScoreIdfAsync(idfWork, ct), requestAborted);
+            idf = await router.ExecuteAsync(new HostWork(0, work.Model, ModelUse.BertScore), (host, ct) => host.BertScoreIdfAsync(idfWork, ct), requestAborted);
             logger.LogDebug("Request {Request}: idf weights of {References} references, {Tokens} token ids", request, pairsBefore[^1], idf.TokenIds.Length);
         }
 
@@ -86,7 +86,7 @@ public sealed class ScatterGather(HostRouter router, IOptions<SplitOptions> opti
             var candidates = range.Of(work.Candidates);
             var references = range.Of(work.References);
             var partWork = work with { Candidates = candidates, References = references, IdfWeights = idf, Part = part };
-            return (Tokens(candidates, references), (host, ct) => host.BertScoreAsync(partWork, ct));
+            return (new HostWork(Tokens(candidates, references), work.Model, ModelUse.BertScore), (host, ct) => host.BertScoreAsync(partWork, ct));
         }, requestAborted);
 
         return new BertScoreScores(
@@ -120,7 +120,7 @@ public sealed class ScatterGather(HostRouter router, IOptions<SplitOptions> opti
         string request,
         string type,
         IReadOnlyList<PartRange> ranges,
-        Func<PartRange, RequestPart, (long Tokens, Func<IGpuHostGrain, CancellationToken, Task<T>> Call)> part,
+        Func<PartRange, RequestPart, (HostWork Work, Func<IGpuHostGrain, CancellationToken, Task<T>> Call)> part,
         CancellationToken requestAborted)
     {
         var items = ranges.Sum(r => r.Count);
@@ -131,10 +131,10 @@ public sealed class ScatterGather(HostRouter router, IOptions<SplitOptions> opti
         async Task<T> RunAsync(int index)
         {
             var tag = new RequestPart(request, index, ranges.Count, items);
-            var (tokens, call) = part(ranges[index], tag);
+            var (hostWork, call) = part(ranges[index], tag);
             try
             {
-                return await router.ExecuteAsync(tokens, (host, ct) =>
+                return await router.ExecuteAsync(hostWork, (host, ct) =>
                 {
                     logger.LogInformation(
                         "[{Type}] request={Request} part {Part}/{Parts} ({Items} items) → {Host}", type, request, index + 1, ranges.Count, ranges[index].Count, host.GetPrimaryKeyString());

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Configuration;
@@ -14,11 +15,17 @@ namespace OrleansGpu.Grains.Hosting;
 
 /// <summary>What makes a silo a GPU host: its name, the placement that pins host and model grains to it, where
 /// models come from (models folder, Hugging Face cache and hub) and where the graphs built from them are kept, the
-/// device, the job table, the hardware probe, and the warm-up of the default models.</summary>
+/// device, the job table, the hardware probe, the warm-up of the default models, and the drain when it stops.</summary>
 public static class GpuSiloHosting
 {
     /// <summary>How long one grain call may run: the longest job a host accepts.</summary>
     public static TimeSpan JobTimeout { get; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// What a stopping silo needs beyond its drain to leave the cluster gracefully (membership says it is shutting
+    /// down, then dead; its grains deactivate and its models are released), measured at a few seconds.
+    /// </summary>
+    public static TimeSpan LeaveAllowance { get; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Configures <paramref name="silo"/> as a GPU host from configuration (seed environment variables included).</summary>
     public static ISiloBuilder AddGpuHost(this ISiloBuilder silo, IConfiguration configuration) =>
@@ -64,6 +71,12 @@ public static class GpuSiloHosting
         });
         silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, DefaultModelWarmup>();
 
+        // SIGTERM drains the host before the silo leaves: the process's shutdown must allow the drain and the leave,
+        // not .NET's default 30 s in all (after every other setting of it, which hosts make themselves).
+        silo.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, HostDrain>();
+        silo.Services.AddOptions<HostOptions>().PostConfigure<IOptions<GpuHostOptions>>((host, gpu) =>
+            host.ShutdownTimeout = Max(host.ShutdownTimeout, gpu.Value.DrainTimeout + LeaveAllowance));
+
         // The Orleans dashboard's per-silo data and grain profiling come from every silo.
         silo.AddDashboard();
 
@@ -71,4 +84,6 @@ public static class GpuSiloHosting
         silo.AddActivityPropagation();
         return silo;
     }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 }

@@ -60,8 +60,24 @@ public class GpuClusterFixture : IAsyncLifetime
         }
     }
 
-    public HostRouter NewRouter(RoutingStrategy strategy) =>
-        new(Cluster.Client, Options.Create(new RoutingOptions { Strategy = strategy }), NullLogger<HostRouter>.Instance);
+    public HostRouter NewRouter(RoutingStrategy strategy) => NewRouter(new RoutingOptions { Strategy = strategy });
+
+    public HostRouter NewRouter(RoutingOptions options) => new(Cluster.Client, Options.Create(options), NullLogger<HostRouter>.Instance);
+
+    /// <summary>
+    /// Puts MiniLM in the models folder once more under <paramref name="name"/> (links to the same files), so that a
+    /// test has distinct models to load without copying weights.
+    /// </summary>
+    public void AddModel(string name)
+    {
+        var source = Path.Combine(_models.Directory, TestModelsFolder.CopyName);
+        foreach (var file in Directory.GetFiles(source, "*", SearchOption.AllDirectories))
+        {
+            var link = Path.Combine(_models.Directory, name, Path.GetRelativePath(source, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(link)!);
+            File.CreateSymbolicLink(link, file);
+        }
+    }
 
     public string Name(InProcessSiloHandle silo) =>
         silo.ServiceProvider.GetRequiredService<GpuHostOptions>().HostName;

@@ -54,6 +54,65 @@ public sealed class PostgresClusterTests
     }
 
     [Fact]
+    public async Task Every_silo_stopped_with_SIGTERM_and_replaced_in_turn_under_16_clients_fails_no_request()
+    {
+        RequirePostgres();
+        string[] hosts = ["gpu-a", "gpu-b", "gpu-c"];
+        await using var cluster = await ProcessCluster.CreateAsync();
+        foreach (var host in hosts)
+        {
+            cluster.StartSilo(host);
+        }
+
+        await cluster.StartFrontAsync();
+        await cluster.WaitForHostsAsync(3, TimeSpan.FromSeconds(120));
+
+        // 16 clients send requests until every silo has been stopped (as a deploy does: SIGTERM, the process exits
+        // when drained) and its replacement, under the same name, has joined.
+        using var restarted = new CancellationTokenSource();
+        var served = 0;
+        var load = cluster.LoadAsync(50_000, 16, stop: restarted.Token, onResult: _ => Interlocked.Increment(ref served));
+        var log = new List<string>();
+        try
+        {
+            foreach (var host in hosts)
+            {
+                var before = Volatile.Read(ref served);
+                while (Volatile.Read(ref served) < before + 50)
+                {
+                    Assert.False(load.IsCompleted, "the load stopped early");
+                    await Task.Delay(100);
+                }
+
+                var silo = cluster.Silo(host);
+                var watch = Stopwatch.StartNew();
+                silo.Terminate();
+                var code = await silo.WaitForExitAsync(TimeSpan.FromSeconds(120));
+                Assert.True(code == 0, $"{host} exited with {code} after SIGTERM:\n{Tail(silo.Output)}");
+                Assert.Contains($"GPU host {host} drained", silo.Output);
+
+                // It left by itself: dead in the table at once, with no probes missed and no votes.
+                Assert.Equal(6, await cluster.MembershipStatusAsync(host));
+                log.Add($"{host} exited {watch.Elapsed.TotalSeconds:0.0} s after SIGTERM");
+                await cluster.WaitForHostsAsync(2, TimeSpan.FromSeconds(30));
+
+                cluster.StartSilo(host);
+                await cluster.WaitForHostsAsync(3, TimeSpan.FromSeconds(180));
+                log.Add($"{host} replaced {watch.Elapsed.TotalSeconds:0.0} s after SIGTERM");
+            }
+        }
+        finally
+        {
+            await restarted.CancelAsync();
+        }
+
+        var result = await load;
+        AssertAllSucceeded(cluster, result);
+        Console.WriteLine($"{result.Requests.Length} requests, none failed; worst latency {result.Worst.TotalMilliseconds:0} ms; {string.Join("; ", log)}");
+        TestContext.Current.SendDiagnosticMessage($"{result.Requests.Length} requests, none failed; worst latency {result.Worst.TotalMilliseconds:0} ms; {string.Join("; ", log)}");
+    }
+
+    [Fact]
     public async Task A_silo_started_during_load_joins_warms_its_models_and_receives_work()
     {
         RequirePostgres();

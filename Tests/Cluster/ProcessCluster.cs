@@ -190,6 +190,9 @@ public sealed class ProcessCluster : IAsyncDisposable
     /// <summary>Kills a silo the hard way (SIGKILL): no goodbye to the cluster.</summary>
     public void Kill(string host) => _silos[host].Kill();
 
+    /// <summary>The process of the silo last started as <paramref name="host"/>.</summary>
+    public ServiceProcess Silo(string host) => _silos[host];
+
     public async Task<int> HostCountAsync()
     {
         try

@@ -93,6 +93,38 @@ public sealed class ComposeFileTests
         Assert.DoesNotContain("ORLEANS_TLS: ", result.Output);
     }
 
+    [Fact]
+    public void Compose_waits_for_silos_and_front_to_drain_before_killing_them()
+    {
+        var compose = Compose();
+        Assert.SkipWhen(compose is null, "Neither `docker compose` nor `docker-compose` is installed (.ci/run installs docker-compose).");
+        var (file, prefix) = compose!.Value;
+        var result = Run(file, [.. prefix, "config"], Path.Combine(Paths.RepositoryRoot, "docker"), ("API_KEY_FILE", "./secrets/api_key"));
+        Assert.True(result.Code == 0, result.Output);
+
+        // Docker's default is 10 s between SIGTERM and SIGKILL; a drain may take the default GPU_DRAIN_TIMEOUT and
+        // API_DRAIN_TIMEOUT (a minute each) and the leave after it.
+        foreach (var service in new[] { "silo-0", "silo-1", "front" })
+        {
+            var line = Service(result.Output, service).Split('\n').SingleOrDefault(l => l.Trim().StartsWith("stop_grace_period:", StringComparison.Ordinal));
+            Assert.True(line is not null, $"{service} has no stop_grace_period");
+            Assert.True(GracePeriod(line.Split(':', 2)[1].Trim()) >= TimeSpan.FromSeconds(75), $"{service}: {line.Trim()}");
+        }
+    }
+
+    /// <summary>A Compose duration (<c>90s</c>, <c>1m30s</c>).</summary>
+    private static TimeSpan GracePeriod(string value)
+    {
+        var total = TimeSpan.Zero;
+        foreach (System.Text.RegularExpressions.Match part in System.Text.RegularExpressions.Regex.Matches(value, @"(\d+)(h|m|s)"))
+        {
+            var n = int.Parse(part.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+            total += part.Groups[2].Value switch { "h" => TimeSpan.FromHours(n), "m" => TimeSpan.FromMinutes(n), _ => TimeSpan.FromSeconds(n) };
+        }
+
+        return total;
+    }
+
     /// <summary>The lines of one service in <c>compose config</c>'s output (services sit two spaces in).</summary>
     private static string Service(string config, string name)
     {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace OrleansGpu.Tests.Support;
@@ -159,6 +160,15 @@ public sealed class ServiceProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>Asks the process to stop, as <c>docker stop</c>, Kubernetes and systemd do (SIGTERM): it may drain first.</summary>
+    public void Terminate()
+    {
+        if (!_process.HasExited && SendSignal(_process.Id, SigTerm) != 0)
+        {
+            throw new InvalidOperationException($"kill({_process.Id}, SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+    }
+
     public void Kill()
     {
         if (!_process.HasExited)
@@ -173,6 +183,11 @@ public sealed class ServiceProcess : IAsyncDisposable
         await _process.WaitForExitAsync();
         _process.Dispose();
     }
+
+    private const int SigTerm = 15;
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int SendSignal(int pid, int signal);
 
     private void Append(string? line)
     {
