@@ -20,7 +20,11 @@ internal sealed record BenchOptions(
     string Variants,
     int? Layers,
     string? GraphCache,
-    int Threads)
+    int Threads,
+    string Packing,
+    string Precisions,
+    int Rounds,
+    string? BertScoreOracle)
 {
     public static BenchOptions Parse(string[] args)
     {
@@ -46,6 +50,10 @@ internal sealed record BenchOptions(
             Get("--variants") ?? "plain,fused",
             int.TryParse(Get("--layers"), out var layers) && layers >= 0 ? layers : null,
             Get("--graph-cache"),
-            Int("--threads", 0));
+            Int("--threads", 0),
+            Get("--packing") ?? "padded,packed",
+            Get("--precisions") ?? "fp32",
+            Int("--rounds", 1),
+            Get("--bertscore-oracle"));
     }
 }

@@ -19,12 +19,21 @@ internal enum MaskRule
 
 /// <summary>
 /// The building blocks every encoder family shares, over one graph: weights read from the checkpoint (checked
-/// against the config's sizes and written in the layout the graph wants), the inputs and the masks derived from
-/// them once, linear layers, LayerNorm, GELU, attention. <see cref="Fused"/> picks ONNX Runtime's fused
-/// <c>com.microsoft</c> kernels (SkipLayerNormalization, BiasGelu, Attention, MultiHeadAttention) over plain ONNX ops;
-/// the arithmetic is the same, in float32.
+/// against the config's sizes and written in the layout and precision the graph wants), the inputs and the masks
+/// derived from them once, linear layers, LayerNorm, GELU, attention. The options decide three things:
+/// <list type="bullet">
+/// <item><see cref="Fused"/>: ONNX Runtime's fused <c>com.microsoft</c> kernels (SkipLayerNormalization, BiasGelu,
+/// Attention, MultiHeadAttention) over plain ONNX ops; the arithmetic is the same.</item>
+/// <item><see cref="Packed"/>: inside each layer, every per-token step (projections, feed-forward, LayerNorm) runs on
+/// the real tokens only, gathered as <c>[tokens, C]</c> by the attention mask; only the attention product sees the
+/// padded <c>[batch, L]</c> layout it needs. Between layers the hidden states stay padded <c>[batch, L, H]</c>, so
+/// every layer's output is where an unpacked graph has it (layer cuts and pooling read it unchanged).</item>
+/// <item><see cref="Fp16"/>: weights and matrix products in float16, while the residual stream, every LayerNorm and
+/// every softmax stay in float32 (the products are cast up before their residual sum, the scores before the mask).
+/// Hidden states between layers, and so the outputs, are float32.</item>
+/// </list>
 /// </summary>
-internal sealed class EncoderGraph(OnnxGraphWriter writer, ICheckpoint checkpoint, ModelArchitectureConfig config, GraphVariant variant)
+internal sealed class EncoderGraph(OnnxGraphWriter writer, ICheckpoint checkpoint, ModelArchitectureConfig config, NativeGraphOptions options)
 {
     public const string InputIds = "input_ids";
     public const string AttentionMask = "attention_mask";
@@ -38,19 +47,31 @@ internal sealed class EncoderGraph(OnnxGraphWriter writer, ICheckpoint checkpoin
     private string? _maskInt32;
     private string? _maskFloat;
     private string? _maskBool;
-    private readonly Dictionary<string, string> _written = new(StringComparer.Ordinal);
+    private string? _tokenIndex;
+    private string? _unpackIndex;
+    private readonly Dictionary<string, (string Name, bool Fp16)> _written = new(StringComparer.Ordinal);
 
     public OnnxGraphWriter W { get; } = writer;
 
     public ModelArchitectureConfig Config { get; } = config;
 
-    public bool Fused { get; } = variant == GraphVariant.Fused;
+    public bool Fused { get; } = options.Variant == GraphVariant.Fused;
+
+    public bool Packed { get; } = options.Packed;
+
+    public bool Fp16 { get; } = options.Precision == GraphPrecision.Fp16;
 
     public int Hidden => Config.HiddenSize;
 
     public int Heads => Config.NumAttentionHeads;
 
     public int HeadSize => Config.HeadSize;
+
+    /// <summary>
+    /// What the fused attention kernels fill masked scores with: float32.min as transformers does, or float16's most
+    /// negative finite value in float16, where float32.min would be −∞ (and a row of −∞ a NaN).
+    /// </summary>
+    public float MaskFillValue => Fp16 ? (float)System.Half.MinValue : float.MinValue;
 
     // ---- Weights ----------------------------------------------------------------------------------------------
 
@@ -77,8 +98,11 @@ internal sealed class EncoderGraph(OnnxGraphWriter writer, ICheckpoint checkpoin
         return checkpoint.ReadFloat32(name);
     }
 
-    /// <summary>Copies a checkpoint tensor as it is (embeddings, LayerNorm parameters, biases).</summary>
-    public string Param(string name, params long[] shape) => Once(name, () => W.Weight(name, Read(name, shape), shape));
+    /// <summary>A checkpoint tensor as it is, in the precision of the products (embeddings, projection biases).</summary>
+    public string Param(string name, params long[] shape) => Once(name, Fp16, () => Weight(name, Read(name, shape), Fp16, shape));
+
+    /// <summary>A checkpoint tensor as it is, in float32 whatever the precision: LayerNorm parameters and what the residual sum adds.</summary>
+    public string Param32(string name, params long[] shape) => Once(name, false, () => Weight(name, Read(name, shape), false, shape));
 
     /// <summary><c>embeddings.word_embeddings.weight</c>, <c>[vocab_size, H]</c>.</summary>
     public string WordEmbeddings => Param("embeddings.word_embeddings.weight", Config.VocabSize, Hidden);
@@ -93,30 +117,54 @@ internal sealed class EncoderGraph(OnnxGraphWriter writer, ICheckpoint checkpoin
     public string TableRow(string name, int row, int rows, int columns)
     {
         var rowName = $"{name}[{row}]";
-        return Once(rowName, () =>
+        return Once(rowName, Fp16, () =>
         {
             if (row >= rows)
             {
                 throw new GraphBuildException($"{name} has {rows} rows; row {row} is needed.");
             }
 
-            return W.Weight(rowName, Read(name, rows, columns).AsSpan(row * columns, columns), columns);
+            return Weight(rowName, Read(name, rows, columns).AsSpan(row * columns, columns), Fp16, columns);
         });
     }
 
     /// <summary>A linear layer's <c>[out, in]</c> weight, written transposed for <c>MatMul(x, W)</c>.</summary>
-    public string LinearWeight(string name, int outFeatures, int inFeatures) => Once(name, () =>
-        W.Weight(name, Transpose(Read(name, outFeatures, inFeatures), outFeatures, inFeatures), inFeatures, outFeatures));
+    public string LinearWeight(string name, int outFeatures, int inFeatures) => Once(name, Fp16, () =>
+        Weight(name, Transpose(Read(name, outFeatures, inFeatures), outFeatures, inFeatures), Fp16, inFeatures, outFeatures));
 
-    private string Once(string name, Func<string> write)
+    private string Once(string name, bool fp16, Func<string> write)
     {
-        if (!_written.TryGetValue(name, out var written))
+        if (_written.TryGetValue(name, out var written))
         {
-            written = write();
-            _written[name] = written;
+            // One initializer per name: a tensor wanted in both precisions would be a builder bug.
+            return written.Fp16 == fp16
+                ? written.Name
+                : throw new InvalidOperationException($"{name} is wanted in float16 and in float32.");
         }
 
-        return written;
+        _written[name] = (write(), fp16);
+        return _written[name].Name;
+    }
+
+    /// <summary>Writes a weight in float32, or rounded to float16 (refused if a value is beyond float16's range).</summary>
+    private string Weight(string name, ReadOnlySpan<float> data, bool fp16, params long[] dims)
+    {
+        if (!fp16)
+        {
+            return W.Weight(name, data, dims);
+        }
+
+        var half = new Half[data.Length];
+        for (var i = 0; i < data.Length; i++)
+        {
+            half[i] = (Half)data[i];
+            if (System.Half.IsInfinity(half[i]) && !float.IsInfinity(data[i]))
+            {
+                throw new GraphBuildException($"{name} holds {data[i]}, beyond float16's range (±65504): this model cannot be built in fp16.");
+            }
+        }
+
+        return W.Weight(name, half, dims);
     }
 
     /// <summary>
@@ -140,8 +188,8 @@ internal sealed class EncoderGraph(OnnxGraphWriter writer, ICheckpoint checkpoin
             }
         }
 
-        var weight = W.Weight(name + ".weight", packed, h, 3 * h);
-        var bias = W.Weight(name + ".bias", [.. qBias, .. kBias, .. vBias], 3 * h);
+        var weight = Once(name + ".weight", Fp16, () => Weight(name + ".weight", packed, Fp16, h, 3 * h));
+        var bias = Once(name + ".bias", Fp16, () => Weight(name + ".bias", [.. qBias, .. kBias, .. vBias], Fp16, 3 * h));
         return (weight, bias);
     }
 
@@ -195,6 +243,42 @@ internal sealed class EncoderGraph(OnnxGraphWriter writer, ICheckpoint checkpoin
 
     private string MaskBool => _maskBool ??= W.Op("Cast", "mask_bool", [AttentionMask], Attr("to", (long)TensorProto.Types.DataType.Bool));
 
+    /// <summary><c>[tokens]</c>: where the real tokens are in the flattened <c>[batch · L]</c> mask, in order.</summary>
+    public string TokenIndex => _tokenIndex ??= W.Op(
+        "Reshape",
+        "token_index",
+        [W.Op("NonZero", "real_tokens", [W.Op("Reshape", "mask_flat", [AttentionMask, W.Int64s(-1)])]), W.Int64s(-1)]);
+
+    /// <summary>
+    /// <c>[batch, L]</c>: for each padded position, its row among the packed tokens (the running count of real tokens,
+    /// minus one). A padding position gets its sequence's last real token (or, before any, the last token of all):
+    /// a finite row whose attention scores the mask removes and whose output no one reads.
+    /// </summary>
+    public string UnpackIndex => _unpackIndex ??= W.Op(
+        "Reshape",
+        "unpack_index",
+        [W.Op("Sub", "token_row", [W.Op("CumSum", "token_count", [W.Op("Reshape", "mask_flat", [AttentionMask, W.Int64s(-1)]), W.Int64Scalar(0)]), W.Int64Scalar(1)]), InputShape]);
+
+    /// <summary>Packed graphs: <c>[batch, L, C]</c> → <c>[tokens, C]</c>, the real tokens only. Unpacked: <paramref name="x"/> as it is.</summary>
+    public string Pack(string x, int width) =>
+        Packed ? W.Op("Gather", "pack", [W.Op("Reshape", "pack_rows", [x, W.Int64s(-1, width)]), TokenIndex], Attr("axis", 0L)) : x;
+
+    /// <summary>Packed graphs: <c>[tokens, C]</c> → <c>[batch, L, C]</c> (padding positions hold a finite stand-in, see <see cref="UnpackIndex"/>).</summary>
+    public string Unpack(string x) => Packed ? W.Op("Gather", "unpack", [x, UnpackIndex], Attr("axis", 0L)) : x;
+
+    // ---- Precision ----------------------------------------------------------------------------------------------
+
+    /// <summary>A float32 tensor in the precision of the products (a Cast in fp16 graphs).</summary>
+    public string ToCompute(string x) =>
+        Fp16 ? W.Op("Cast", "to_fp16", [x], Attr("to", (long)TensorProto.Types.DataType.Float16)) : x;
+
+    /// <summary>A tensor in the precision of the products, in float32 (a Cast in fp16 graphs).</summary>
+    public string ToFloat32(string x) =>
+        Fp16 ? W.Op("Cast", "to_fp32", [x], Attr("to", (long)TensorProto.Types.DataType.Float)) : x;
+
+    /// <summary>A scalar constant in the precision of the products, for arithmetic on them.</summary>
+    public string Scalar(float value) => Fp16 ? W.Float16(value) : W.Float(value);
+
     /// <summary>
     /// RoBERTa's and MPNet's positions, from the ids (not the attention mask): <c>cumsum(ids ≠ pad) · (ids ≠ pad) + pad</c>,
     /// so the first token is <c>pad + 1</c> and padding is <c>pad</c>.
@@ -211,25 +295,26 @@ internal sealed class EncoderGraph(OnnxGraphWriter writer, ICheckpoint checkpoin
 
     // ---- Blocks -------------------------------------------------------------------------------------------------
 
-    /// <summary>LayerNorm over the last axis with the checkpoint's <c>weight</c>/<c>bias</c>, in float32.</summary>
+    /// <summary>LayerNorm over the last axis of a float32 tensor with the checkpoint's <c>weight</c>/<c>bias</c>, in float32.</summary>
     public string LayerNorm(string x, string prefix, double? eps = null) => W.Op(
         "LayerNormalization",
         "layer_norm",
-        [x, Param(prefix + ".weight", Hidden), Param(prefix + ".bias", Hidden)],
+        [x, Param32(prefix + ".weight", Hidden), Param32(prefix + ".bias", Hidden)],
         Attr("axis", -1L),
         Attr("epsilon", (float)(eps ?? Config.LayerNormEps)),
         Attr("stash_type", 1L));
 
-    /// <summary><c>x·Wᵀ + b</c> from <c>prefix.weight</c> (<c>[out, in]</c>) and, when present, <c>prefix.bias</c>.</summary>
+    /// <summary><c>x·Wᵀ + b</c> from <c>prefix.weight</c> (<c>[out, in]</c>) and, when present, <c>prefix.bias</c>, in the precision of the products.</summary>
     public string Linear(string x, string prefix, int inFeatures, int outFeatures, bool bias = true)
     {
         var product = W.Op("MatMul", "matmul", [x, LinearWeight(prefix + ".weight", outFeatures, inFeatures)]);
         return bias ? W.Op("Add", "add_bias", [product, Param(prefix + ".bias", outFeatures)]) : product;
     }
 
-    /// <summary>The feed-forward's first half: <c>gelu(x·Wᵀ + b)</c> with the exact erf GELU.</summary>
+    /// <summary>The feed-forward's first half: <c>gelu(x·Wᵀ + b)</c> with the exact erf GELU, from a float32 <paramref name="x"/>.</summary>
     public string LinearGelu(string x, string prefix, int inFeatures, int outFeatures)
     {
+        x = ToCompute(x);
         if (Fused)
         {
             var product = W.Op("MatMul", "matmul", [x, LinearWeight(prefix + ".weight", outFeatures, inFeatures)]);
@@ -242,30 +327,33 @@ internal sealed class EncoderGraph(OnnxGraphWriter writer, ICheckpoint checkpoin
     /// <summary><c>x · ½ · (1 + erf(x / √2))</c>.</summary>
     public string Gelu(string x)
     {
-        var erf = W.Op("Erf", "gelu_erf", [W.Op("Div", "gelu_scaled", [x, W.Float(MathF.Sqrt(2f))])]);
-        var product = W.Op("Mul", "gelu_product", [x, W.Op("Add", "gelu_one_plus", [erf, W.Float(1f)])]);
-        return W.Op("Mul", "gelu", [product, W.Float(0.5f)]);
+        var erf = W.Op("Erf", "gelu_erf", [W.Op("Div", "gelu_scaled", [x, Scalar(MathF.Sqrt(2f))])]);
+        var product = W.Op("Mul", "gelu_product", [x, W.Op("Add", "gelu_one_plus", [erf, Scalar(1f)])]);
+        return W.Op("Mul", "gelu", [product, Scalar(0.5f)]);
     }
 
     /// <summary>
     /// A dense layer, its residual and a LayerNorm: <c>LayerNorm(x·Wᵀ + b + residual)</c>, as the attention output and
-    /// the feed-forward output of every post-LN encoder compute it (SkipLayerNormalization when fused).
+    /// the feed-forward output of every post-LN encoder compute it (SkipLayerNormalization when fused). The product is
+    /// cast to float32 before the sum: <paramref name="residual"/> and the result are float32.
     /// </summary>
-    public string LinearAddNorm(string x, string prefix, int inFeatures, string residual, string normPrefix)
+    /// <param name="endsLayer">The result is the layer's hidden state: in packed graphs, the sum is unpacked to <c>[batch, L, H]</c> before the LayerNorm.</param>
+    public string LinearAddNorm(string x, string prefix, int inFeatures, string residual, string normPrefix, bool endsLayer = false)
     {
-        var product = W.Op("MatMul", "matmul", [x, LinearWeight(prefix + ".weight", Hidden, inFeatures)]);
-        var bias = Param(prefix + ".bias", Hidden);
-        if (Fused)
+        var product = ToFloat32(W.Op("MatMul", "matmul", [x, LinearWeight(prefix + ".weight", Hidden, inFeatures)]));
+        var bias = Param32(prefix + ".bias", Hidden);
+        var unpack = endsLayer && Packed;
+        if (Fused && !unpack)
         {
             return W.MsOp(
                 "SkipLayerNormalization",
                 "skip_layer_norm",
-                [product, residual, Param(normPrefix + ".weight", Hidden), Param(normPrefix + ".bias", Hidden), bias],
+                [product, residual, Param32(normPrefix + ".weight", Hidden), Param32(normPrefix + ".bias", Hidden), bias],
                 Attr("epsilon", (float)Config.LayerNormEps));
         }
 
         var sum = W.Op("Add", "residual", [W.Op("Add", "add_bias", [product, bias]), residual]);
-        return LayerNorm(sum, normPrefix);
+        return LayerNorm(unpack ? Unpack(sum) : sum, normPrefix);
     }
 
     /// <summary><c>[B, L, H]</c> → <c>[B, heads, L, d]</c>, or <c>[B, heads, d, L]</c> when <paramref name="transposed"/>.</summary>
@@ -289,37 +377,52 @@ internal sealed class EncoderGraph(OnnxGraphWriter writer, ICheckpoint checkpoin
     }
 
     /// <summary>
-    /// Self-attention of BERT's shape over a packed QKV projection: <c>softmax(q·kᵀ·scale + bias + mask)·v</c>, before
-    /// the output projection. Plain: MatMul, Softmax and the family's mask rule; fused: ONNX Runtime's Attention
-    /// kernel, whose padding mask fills with float32.min as transformers does.
+    /// The packed QKV projection of a layer's float32 input <paramref name="x"/> (<c>[B, L, H]</c>, or <c>[tokens, H]</c>
+    /// when packed), in the precision of the products, as <c>[B, L, 3·H]</c>: the projection runs on the real tokens
+    /// only, and is unpacked for the attention product.
     /// </summary>
+    public string ProjectQkv(string x, string qkvWeight, string qkvBias) =>
+        Unpack(W.Op("Add", "qkv_bias", [W.Op("MatMul", "qkv", [ToCompute(x), qkvWeight]), qkvBias]));
+
+    /// <summary>
+    /// Self-attention of BERT's shape over a packed QKV projection: <c>softmax(q·kᵀ·scale + bias + mask)·v</c>, before
+    /// the output projection, in the layout of <paramref name="x"/> and the precision of the products. Plain: MatMul,
+    /// Softmax and the family's mask rule; fused: ONNX Runtime's Attention kernel (MultiHeadAttention over the unpacked
+    /// projection when packed), whose padding mask fills with <see cref="MaskFillValue"/>.
+    /// </summary>
+    /// <param name="x">The layer's float32 input, <c>[B, L, H]</c> or, packed, <c>[tokens, H]</c>.</param>
     /// <param name="scaleQueryFirst">DistilBERT divides q by √d before the product; BERT divides the product.</param>
     /// <param name="bias">An additive <c>[1 or B, heads, L, L]</c> score bias (MPNet's relative positions).</param>
-    public string PackedSelfAttention(string x, string qkvWeight, string qkvBias, MaskRule rule, bool scaleQueryFirst, string? bias = null)
+    public string SelfAttention(string x, string qkvWeight, string qkvBias, MaskRule rule, bool scaleQueryFirst, string? bias = null)
     {
         var scale = MathF.Sqrt(HeadSize);
-        if (Fused)
+        if (Fused && !Packed)
         {
             return W.MsOp(
                 "Attention",
                 "attention",
-                bias is null ? [x, qkvWeight, qkvBias, MaskInt32] : [x, qkvWeight, qkvBias, MaskInt32, "", bias],
+                bias is null ? [ToCompute(x), qkvWeight, qkvBias, MaskInt32] : [ToCompute(x), qkvWeight, qkvBias, MaskInt32, "", bias],
                 Attr("num_heads", (long)Heads),
                 Attr("scale", 1f / scale),
-                Attr("mask_filter_value", float.MinValue));
+                Attr("mask_filter_value", MaskFillValue));
         }
 
-        var (q, k, v) = SplitQkv(W.Op("Add", "qkv_bias", [W.Op("MatMul", "qkv", [x, qkvWeight]), qkvBias]));
+        var (q, k, v) = SplitQkv(ProjectQkv(x, qkvWeight, qkvBias));
+        if (Fused)
+        {
+            return Pack(MultiHeadAttention(q, k, v, 1f / scale, bias), Hidden);
+        }
+
         var queries = SplitHeads(q);
         if (scaleQueryFirst)
         {
-            queries = W.Op("Div", "query_scaled", [queries, W.Float(scale)]);
+            queries = W.Op("Div", "query_scaled", [queries, Scalar(scale)]);
         }
 
         var scores = W.Op("MatMul", "scores", [queries, SplitHeads(k, transposed: true)]);
         if (!scaleQueryFirst)
         {
-            scores = W.Op("Div", "scores_scaled", [scores, W.Float(scale)]);
+            scores = W.Op("Div", "scores_scaled", [scores, Scalar(scale)]);
         }
 
         if (bias is not null)
@@ -327,12 +430,28 @@ internal sealed class EncoderGraph(OnnxGraphWriter writer, ICheckpoint checkpoin
             scores = W.Op("Add", "scores_biased", [scores, bias]);
         }
 
-        return MergeHeads(AttendPlain(scores, SplitHeads(v), rule));
+        return Pack(MergeHeads(AttendPlain(scores, SplitHeads(v), rule)), Hidden);
     }
 
-    /// <summary>Masks the scores by <paramref name="rule"/>, softmaxes them and weighs the values: <c>[B, heads, L, d]</c>.</summary>
+    /// <summary>
+    /// ONNX Runtime's MultiHeadAttention over <c>[B, L, H]</c> queries, keys and values: the padding keys masked (filled
+    /// with <see cref="MaskFillValue"/>), an optional <c>[1 or B, heads, L, L]</c> score bias; <c>[B, L, H]</c>.
+    /// </summary>
+    public string MultiHeadAttention(string q, string k, string v, float scale, string? bias = null) => W.MsOp(
+        "MultiHeadAttention",
+        "attention",
+        bias is null ? [q, k, v, "", MaskInt32] : [q, k, v, "", MaskInt32, bias],
+        Attr("num_heads", (long)Heads),
+        Attr("scale", scale),
+        Attr("mask_filter_value", MaskFillValue));
+
+    /// <summary>
+    /// Masks the scores by <paramref name="rule"/>, softmaxes them and weighs the values: <c>[B, heads, L, d]</c>. The
+    /// mask and the softmax run in float32 whatever the precision of the products.
+    /// </summary>
     public string AttendPlain(string scores, string valueHeads, MaskRule rule)
     {
+        scores = ToFloat32(scores);
         var masked = rule switch
         {
             MaskRule.Additive => W.Op("Add", "scores_masked", [scores, AdditiveMask]),
@@ -345,7 +464,7 @@ internal sealed class EncoderGraph(OnnxGraphWriter writer, ICheckpoint checkpoin
             probabilities = W.Op("Where", "probabilities_masked", [PairMask, probabilities, W.Float(0f)]);
         }
 
-        return W.Op("MatMul", "context", [probabilities, valueHeads]);
+        return W.Op("MatMul", "context", [ToCompute(probabilities), valueHeads]);
     }
 
     /// <summary>

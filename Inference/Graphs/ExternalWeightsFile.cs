@@ -26,12 +26,19 @@ internal sealed class ExternalWeightsFile : IDisposable
     public long Length => _stream.Length;
 
     /// <summary>Appends <paramref name="data"/> and returns the float32 initializer that refers to it.</summary>
-    public TensorProto Write(string name, ReadOnlySpan<float> data, IReadOnlyList<long> dims)
+    public TensorProto Write(string name, ReadOnlySpan<float> data, IReadOnlyList<long> dims) =>
+        Write(name, MemoryMarshal.AsBytes(data), data.Length, TensorProto.Types.DataType.Float, dims);
+
+    /// <summary>Appends <paramref name="data"/> and returns the float16 initializer that refers to it.</summary>
+    public TensorProto Write(string name, ReadOnlySpan<Half> data, IReadOnlyList<long> dims) =>
+        Write(name, MemoryMarshal.AsBytes(data), data.Length, TensorProto.Types.DataType.Float16, dims);
+
+    private TensorProto Write(string name, ReadOnlySpan<byte> bytes, int count, TensorProto.Types.DataType type, IReadOnlyList<long> dims)
     {
         var expected = dims.Aggregate(1L, (n, d) => n * d);
-        if (expected != data.Length)
+        if (expected != count)
         {
-            throw new ArgumentException($"{name}: {data.Length} values for shape [{string.Join(", ", dims)}].", nameof(data));
+            throw new ArgumentException($"{name}: {count} values for shape [{string.Join(", ", dims)}].", nameof(dims));
         }
 
         var padding = (int)((Alignment - (_stream.Position % Alignment)) % Alignment);
@@ -43,12 +50,11 @@ internal sealed class ExternalWeightsFile : IDisposable
         }
 
         var offset = _stream.Position;
-        var bytes = MemoryMarshal.AsBytes(data);
         _stream.Write(bytes);
         var tensor = new TensorProto
         {
             Name = name,
-            DataType = (int)TensorProto.Types.DataType.Float,
+            DataType = (int)type,
             DataLocation = TensorProto.Types.DataLocation.External,
         };
         tensor.Dims.Add(dims);

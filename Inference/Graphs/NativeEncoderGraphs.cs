@@ -23,10 +23,31 @@ public enum GraphVariant
     Fused,
 }
 
+/// <summary>The precision a native graph computes in.</summary>
+public enum GraphPrecision
+{
+    /// <summary>float32 throughout: the results the oracles check, and the default.</summary>
+    Fp32,
+
+    /// <summary>
+    /// float16 weights and matrix products (attention included), with the residual stream, LayerNorm and softmax in
+    /// float32; outputs float32. For CUDA, where float16 products run on tensor cores.
+    /// </summary>
+    Fp16,
+}
+
 /// <summary>How a native graph is built.</summary>
 public sealed record NativeGraphOptions
 {
     public GraphVariant Variant { get; init; } = NativeEncoderGraphs.DefaultVariant;
+
+    /// <summary>
+    /// Run each layer's per-token work (projections, feed-forward, LayerNorm) on the real tokens only, gathered by the
+    /// attention mask, instead of on every padded position; inputs and outputs keep their padded shapes.
+    /// </summary>
+    public bool Packed { get; init; } = NativeEncoderGraphs.DefaultPacked;
+
+    public GraphPrecision Precision { get; init; } = GraphPrecision.Fp32;
 
     /// <summary>
     /// Also output every hidden state up to the one asked for, as <c>hidden_states.K</c> (K = 0 is the embedding
@@ -55,7 +76,7 @@ public sealed record NativeGraph(string OnnxPath, bool Built)
 public static class NativeEncoderGraphs
 {
     /// <summary>Bump whenever a graph built from the same inputs would change: it keys the cache.</summary>
-    public const string BuilderVersion = "1";
+    public const string BuilderVersion = "2";
 
     public const string OutputName = "last_hidden_state";
 
@@ -72,6 +93,12 @@ public static class NativeEncoderGraphs
 
     /// <summary>The variant used when none is asked for: fused, whose results equal the plain graph's within the oracles' 1e-5.</summary>
     public static GraphVariant DefaultVariant => GraphVariant.Fused;
+
+    /// <summary>
+    /// Whether graphs pack their tokens when not told: yes, since a pass then costs its real tokens and the results
+    /// equal the padded graph's within the oracles' 1e-5 (docs/PERFORMANCE.md has the CPU figures).
+    /// </summary>
+    public static bool DefaultPacked => true;
 
     /// <summary>Returns the cached graph for these inputs, building it first when there is none; see <see cref="GetOrBuildGraph"/>.</summary>
     public static string GetOrBuild(
@@ -161,7 +188,7 @@ public static class NativeEncoderGraphs
                 new OperatorSetIdProto { Domain = "", Version = 17 },
                 new OperatorSetIdProto { Domain = OnnxGraphWriter.MicrosoftDomain, Version = 1 },
             },
-            Graph = new GraphProto { Name = $"{config.ModelType}_layer_{layer}_{options.Variant.ToString().ToLowerInvariant()}" },
+            Graph = new GraphProto { Name = $"{config.ModelType}_layer_{layer}_{Describe(options)}" },
         };
 
         var graph = model.Graph;
@@ -171,7 +198,7 @@ public static class NativeEncoderGraphs
         using (var weights = new ExternalWeightsFile(outputDirectory, WeightsFileName))
         {
             var writer = new OnnxGraphWriter(graph, weights);
-            var encoder = new EncoderGraph(writer, checkpoint, config, options.Variant);
+            var encoder = new EncoderGraph(writer, checkpoint, config, options);
             var family = EncoderFamily.For(encoder);
 
             writer.Scope = "embeddings";
@@ -216,7 +243,7 @@ public static class NativeEncoderGraphs
     {
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"builder {BuilderVersion}\nconfig {config.ModelType} {config.Fingerprint}\nlayers {layers}\n");
-        text.Append(CultureInfo.InvariantCulture, $"variant {options.Variant}\nall layers {options.ExposeAllLayers}\n");
+        text.Append(CultureInfo.InvariantCulture, $"variant {options.Variant}\npacked {options.Packed}\nprecision {options.Precision}\nall layers {options.ExposeAllLayers}\n");
         foreach (var file in WeightFileIdentities(modelDirectory))
         {
             text.Append("file ").Append(file).Append('\n');
@@ -230,6 +257,10 @@ public static class NativeEncoderGraphs
 
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
     }
+
+    /// <summary>The options as a short label: <c>fused_packed_fp32</c>.</summary>
+    public static string Describe(NativeGraphOptions options) =>
+        $"{options.Variant.ToString().ToLowerInvariant()}_{(options.Packed ? "packed" : "padded")}_{options.Precision.ToString().ToLowerInvariant()}";
 
     private static int ResolveLayers(ModelArchitectureConfig config, int? layers)
     {
@@ -286,6 +317,8 @@ public static class NativeEncoderGraphs
             config.ModelType,
             layers,
             options.Variant.ToString().ToLowerInvariant(),
+            options.Packed,
+            options.Precision.ToString().ToLowerInvariant(),
             options.ExposeAllLayers,
             new FileInfo(Path.Combine(directory, ModelFileName)).Length,
             new FileInfo(Path.Combine(directory, WeightsFileName)).Length,
@@ -358,6 +391,8 @@ public static class NativeEncoderGraphs
         string ModelType,
         int Layers,
         string Variant,
+        bool Packed,
+        string Precision,
         bool ExposeAllLayers,
         long OnnxBytes,
         long WeightBytes,

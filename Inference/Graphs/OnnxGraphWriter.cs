@@ -41,8 +41,15 @@ internal sealed class OnnxGraphWriter(GraphProto graph, ExternalWeightsFile weig
         return names;
     }
 
-    /// <summary>A weight in the external file.</summary>
+    /// <summary>A float32 weight in the external file.</summary>
     public string Weight(string name, ReadOnlySpan<float> data, params long[] dims)
+    {
+        Graph.Initializer.Add(weights.Write(name, data, dims));
+        return name;
+    }
+
+    /// <summary>A float16 weight in the external file.</summary>
+    public string Weight(string name, ReadOnlySpan<Half> data, params long[] dims)
     {
         Graph.Initializer.Add(weights.Write(name, data, dims));
         return name;
@@ -63,6 +70,14 @@ internal sealed class OnnxGraphWriter(GraphProto graph, ExternalWeightsFile weig
     /// <summary>A 0-D float32 constant.</summary>
     public string Float(float value) => Constant($"f32:{BitConverter.SingleToInt32Bits(value).ToString(CultureInfo.InvariantCulture)}", () =>
         new TensorProto { DataType = (int)TensorProto.Types.DataType.Float, FloatData = { value } });
+
+    /// <summary>A 0-D float16 constant (the value rounded to the nearest float16).</summary>
+    public string Float16(float value)
+    {
+        var bits = BitConverter.HalfToUInt16Bits((Half)value);
+        return Constant($"f16:{bits.ToString(CultureInfo.InvariantCulture)}", () =>
+            new TensorProto { DataType = (int)TensorProto.Types.DataType.Float16, Int32Data = { bits } });
+    }
 
     /// <summary>A 1-D int64 table too long to spell in a name (a relative-position lookup).</summary>
     public string Int64Table(string name, long[] values)

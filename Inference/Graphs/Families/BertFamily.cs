@@ -11,7 +11,7 @@ internal sealed class BertFamily(EncoderGraph graph) : EncoderFamily(graph)
 
     public override string Embeddings()
     {
-                var embeddings = W.Op("Gather", "word_embeddings", [G.WordEmbeddings, EncoderGraph.InputIds]);
+        var embeddings = W.Op("Gather", "word_embeddings", [G.WordEmbeddings, EncoderGraph.InputIds]);
         if (Config.TypeVocabSize > 0)
         {
             // token_type_ids default to zeros (modeling_bert.py l.223-229): row 0 for every token.
@@ -23,7 +23,7 @@ internal sealed class BertFamily(EncoderGraph graph) : EncoderFamily(graph)
             ? W.Op("Gather", "position_embeddings", [table, G.PositionsFromIds(Config.PadTokenId)])
             : G.LeadingRows(table);
         embeddings = W.Op("Add", "embeddings_sum", [embeddings, positions]);
-        return G.LayerNorm(embeddings, "embeddings.LayerNorm");
+        return G.LayerNorm(G.ToFloat32(embeddings), "embeddings.LayerNorm");
     }
 
     public override string Layer(int index, string hidden)
@@ -38,9 +38,10 @@ internal sealed class BertFamily(EncoderGraph graph) : EncoderFamily(graph)
             G.Read($"{p}.attention.self.query.bias", h),
             G.Read($"{p}.attention.self.key.bias", h),
             G.Read($"{p}.attention.self.value.bias", h));
-        var context = G.PackedSelfAttention(hidden, qkv, qkvBias, MaskRule.Additive, scaleQueryFirst: false);
-        var attention = G.LinearAddNorm(context, $"{p}.attention.output.dense", h, hidden, $"{p}.attention.output.LayerNorm");
+        var x = G.Pack(hidden, h);
+        var context = G.SelfAttention(x, qkv, qkvBias, MaskRule.Additive, scaleQueryFirst: false);
+        var attention = G.LinearAddNorm(context, $"{p}.attention.output.dense", h, x, $"{p}.attention.output.LayerNorm");
         var intermediate = G.LinearGelu(attention, $"{p}.intermediate.dense", h, Config.IntermediateSize);
-        return G.LinearAddNorm(intermediate, $"{p}.output.dense", Config.IntermediateSize, attention, $"{p}.output.LayerNorm");
+        return G.LinearAddNorm(intermediate, $"{p}.output.dense", Config.IntermediateSize, attention, $"{p}.output.LayerNorm", endsLayer: true);
     }
 }

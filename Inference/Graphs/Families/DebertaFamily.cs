@@ -33,7 +33,7 @@ internal sealed class DebertaFamily(EncoderGraph graph) : EncoderFamily(graph)
 
     public override string Embeddings()
     {
-                var embeddings = W.Op("Gather", "word_embeddings", [G.WordEmbeddings, EncoderGraph.InputIds]);
+        var embeddings = W.Op("Gather", "word_embeddings", [G.WordEmbeddings, EncoderGraph.InputIds]);
         if (Config.PositionBiasedInput)
         {
             embeddings = W.Op("Add", "embeddings_position", [embeddings, G.LeadingRows(G.PositionEmbeddings)]);
@@ -44,7 +44,7 @@ internal sealed class DebertaFamily(EncoderGraph graph) : EncoderFamily(graph)
             embeddings = W.Op("Add", "token_type", [embeddings, G.TokenTypeZero]);
         }
 
-        var normalised = G.LayerNorm(embeddings, "embeddings.LayerNorm");
+        var normalised = G.LayerNorm(G.ToFloat32(embeddings), "embeddings.LayerNorm");
         return W.Op("Mul", "embeddings_masked", [normalised, W.Op("Unsqueeze", "mask_column", [G.MaskFloat, W.Int64s(2)])]);
     }
 
@@ -53,10 +53,11 @@ internal sealed class DebertaFamily(EncoderGraph graph) : EncoderFamily(graph)
         var p = $"encoder.layer.{index}";
         var h = G.Hidden;
         var (qkv, qkvBias) = V2 ? PackedV2($"{p}.attention.self") : PackedV1($"{p}.attention.self");
-        var (q, k, v) = G.SplitQkv(W.Op("Add", "qkv_bias", [W.Op("MatMul", "qkv", [hidden, qkv]), qkvBias]));
+        var x = G.Pack(hidden, h);
+        var (q, k, v) = G.SplitQkv(G.ProjectQkv(x, qkv, qkvBias));
 
         // v1 scales the query before every product it enters; v2 scales each product.
-        var query = V2 ? q : W.Op("Div", "query_scaled", [q, W.Float(Scale)]);
+        var query = V2 ? q : W.Op("Div", "query_scaled", [q, G.Scalar(Scale)]);
         var queryHeads = new Lazy<string>(() => G.SplitHeads(query));
         var keyHeads = new Lazy<string>(() => G.SplitHeads(k));
         var bias = RelativeBias($"{p}.attention.self", queryHeads, keyHeads, qkv, qkvBias);
@@ -66,21 +67,14 @@ internal sealed class DebertaFamily(EncoderGraph graph) : EncoderFamily(graph)
         {
             // The fused kernel masks keys only: a padded query row attends like any other instead of getting
             // XSoftmax's zeros. That changes the padding rows alone, which no result reads (the oracles agree).
-            var inputs = bias is null ? new[] { query, k, v, "", G.MaskInt32 } : [query, k, v, "", G.MaskInt32, bias];
-            context = W.MsOp(
-                "MultiHeadAttention",
-                "attention",
-                inputs,
-                Attr("num_heads", (long)G.Heads),
-                Attr("scale", V2 ? 1f / Scale : 1f),
-                Attr("mask_filter_value", float.MinValue));
+            context = G.MultiHeadAttention(query, k, v, V2 ? 1f / Scale : 1f, bias);
         }
         else
         {
             var scores = W.Op("MatMul", "scores", [queryHeads.Value, W.Op("Transpose", "key_t", [keyHeads.Value], Attr("perm", [0L, 1, 3, 2]))]);
             if (V2)
             {
-                scores = W.Op("Div", "scores_scaled", [scores, W.Float(Scale)]);
+                scores = W.Op("Div", "scores_scaled", [scores, G.Scalar(Scale)]);
             }
 
             if (bias is not null)
@@ -91,9 +85,10 @@ internal sealed class DebertaFamily(EncoderGraph graph) : EncoderFamily(graph)
             context = G.MergeHeads(G.AttendPlain(scores, G.SplitHeads(v), MaskRule.XSoftmax));
         }
 
-        var attention = G.LinearAddNorm(context, $"{p}.attention.output.dense", h, hidden, $"{p}.attention.output.LayerNorm");
+        context = G.Pack(context, h);
+        var attention = G.LinearAddNorm(context, $"{p}.attention.output.dense", h, x, $"{p}.attention.output.LayerNorm");
         var intermediate = G.LinearGelu(attention, $"{p}.intermediate.dense", h, Config.IntermediateSize);
-        return G.LinearAddNorm(intermediate, $"{p}.output.dense", Config.IntermediateSize, attention, $"{p}.output.LayerNorm");
+        return G.LinearAddNorm(intermediate, $"{p}.output.dense", Config.IntermediateSize, attention, $"{p}.output.LayerNorm", endsLayer: true);
     }
 
     /// <summary>v1's <c>in_proj</c> (<c>[3H, H]</c>, per head: d query rows, d key rows, d value rows) as Q | K | V.</summary>
@@ -147,7 +142,7 @@ internal sealed class DebertaFamily(EncoderGraph graph) : EncoderFamily(graph)
                 ? (Config.ShareAttKey ? ProjectPacked(descending, qkv, qkvBias, 1) : G.Linear(descending, $"{p}.pos_key_proj", G.Hidden, G.Hidden))
                 : G.Linear(descending, $"{p}.pos_proj", G.Hidden, G.Hidden, bias: false);
             var c2p = G.RelativeShift(W.Op("MatMul", "c2p_all", [queryHeads.Value, RelativeHeads(keys)]));
-            bias = V2 ? W.Op("Div", "c2p", [c2p, W.Float(Scale)]) : c2p;
+            bias = V2 ? W.Op("Div", "c2p", [c2p, G.Scalar(Scale)]) : c2p;
         }
 
         if (P2C)
@@ -155,12 +150,12 @@ internal sealed class DebertaFamily(EncoderGraph graph) : EncoderFamily(graph)
             // Column k is distance k−(L−1): shifting row j lines up distance i − j in column i; then transpose to [i, j].
             var queries = V2
                 ? (Config.ShareAttKey ? ProjectPacked(ascending, qkv, qkvBias, 0) : G.Linear(ascending, $"{p}.pos_query_proj", G.Hidden, G.Hidden))
-                : W.Op("Div", "pos_query_scaled", [G.Linear(ascending, $"{p}.pos_q_proj", G.Hidden, G.Hidden), W.Float(Scale)]);
+                : W.Op("Div", "pos_query_scaled", [G.Linear(ascending, $"{p}.pos_q_proj", G.Hidden, G.Hidden), G.Scalar(Scale)]);
             var shifted = G.RelativeShift(W.Op("MatMul", "p2c_all", [keyHeads.Value, RelativeHeads(queries)]));
             var p2c = W.Op("Transpose", "p2c_t", [shifted], Attr("perm", [0L, 1, 3, 2]));
             if (V2)
             {
-                p2c = W.Op("Div", "p2c", [p2c, W.Float(Scale)]);
+                p2c = W.Op("Div", "p2c", [p2c, G.Scalar(Scale)]);
             }
 
             bias = bias is null ? p2c : W.Op("Add", "relative_bias", [bias, p2c]);
@@ -199,11 +194,10 @@ internal sealed class DebertaFamily(EncoderGraph graph) : EncoderFamily(graph)
         var scope = W.Scope;
         W.Scope = "relative";
         var tableName = "encoder.rel_embeddings.weight";
-        var table = G.Param(tableName, RelativePositions.DebertaTableRows(Config), G.Hidden);
-        if (V2 && Config.NormRelEbd == "layer_norm")
-        {
-            table = G.LayerNorm(table, "encoder.LayerNorm");
-        }
+        var tableRows = RelativePositions.DebertaTableRows(Config);
+        var table = V2 && Config.NormRelEbd == "layer_norm"
+            ? G.ToCompute(G.LayerNorm(G.Param32(tableName, tableRows, G.Hidden), "encoder.LayerNorm"))
+            : G.Param(tableName, tableRows, G.Hidden);
 
         var k = G.Positions(W.Op("Mul", "two_l", [G.LengthScalar, W.Int64Scalar(2)]), "columns");
         var last = W.Op("Sub", "last", [G.LengthScalar, W.Int64Scalar(1)]);

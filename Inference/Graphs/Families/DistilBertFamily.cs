@@ -9,9 +9,9 @@ internal sealed class DistilBertFamily(EncoderGraph graph) : EncoderFamily(graph
 {
     public override string Embeddings()
     {
-                var words = W.Op("Gather", "word_embeddings", [G.WordEmbeddings, EncoderGraph.InputIds]);
+        var words = W.Op("Gather", "word_embeddings", [G.WordEmbeddings, EncoderGraph.InputIds]);
         var sum = W.Op("Add", "embeddings_sum", [words, G.LeadingRows(G.PositionEmbeddings)]);
-        return G.LayerNorm(sum, "embeddings.LayerNorm");
+        return G.LayerNorm(G.ToFloat32(sum), "embeddings.LayerNorm");
     }
 
     public override string Layer(int index, string hidden)
@@ -26,9 +26,10 @@ internal sealed class DistilBertFamily(EncoderGraph graph) : EncoderFamily(graph
             G.Read($"{p}.attention.q_lin.bias", h),
             G.Read($"{p}.attention.k_lin.bias", h),
             G.Read($"{p}.attention.v_lin.bias", h));
-        var context = G.PackedSelfAttention(hidden, qkv, qkvBias, MaskRule.KeyFill, scaleQueryFirst: true);
-        var attention = G.LinearAddNorm(context, $"{p}.attention.out_lin", h, hidden, $"{p}.sa_layer_norm");
+        var x = G.Pack(hidden, h);
+        var context = G.SelfAttention(x, qkv, qkvBias, MaskRule.KeyFill, scaleQueryFirst: true);
+        var attention = G.LinearAddNorm(context, $"{p}.attention.out_lin", h, x, $"{p}.sa_layer_norm");
         var intermediate = G.LinearGelu(attention, $"{p}.ffn.lin1", h, Config.IntermediateSize);
-        return G.LinearAddNorm(intermediate, $"{p}.ffn.lin2", Config.IntermediateSize, attention, $"{p}.output_layer_norm");
+        return G.LinearAddNorm(intermediate, $"{p}.ffn.lin2", Config.IntermediateSize, attention, $"{p}.output_layer_norm", endsLayer: true);
     }
 }

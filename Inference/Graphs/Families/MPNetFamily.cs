@@ -13,9 +13,9 @@ internal sealed class MPNetFamily(EncoderGraph graph) : EncoderFamily(graph)
 
     public override string Embeddings()
     {
-                var words = W.Op("Gather", "word_embeddings", [G.WordEmbeddings, EncoderGraph.InputIds]);
+        var words = W.Op("Gather", "word_embeddings", [G.WordEmbeddings, EncoderGraph.InputIds]);
         var positions = W.Op("Gather", "position_embeddings", [G.PositionEmbeddings, G.PositionsFromIds(Config.PadTokenId)]);
-        return G.LayerNorm(W.Op("Add", "embeddings_sum", [words, positions]), "embeddings.LayerNorm");
+        return G.LayerNorm(G.ToFloat32(W.Op("Add", "embeddings_sum", [words, positions])), "embeddings.LayerNorm");
     }
 
     public override string Layer(int index, string hidden)
@@ -30,10 +30,11 @@ internal sealed class MPNetFamily(EncoderGraph graph) : EncoderFamily(graph)
             G.Read($"{p}.attention.attn.q.bias", h),
             G.Read($"{p}.attention.attn.k.bias", h),
             G.Read($"{p}.attention.attn.v.bias", h));
-        var context = G.PackedSelfAttention(hidden, qkv, qkvBias, MaskRule.Additive, scaleQueryFirst: false, PositionBias());
-        var attention = G.LinearAddNorm(context, $"{p}.attention.attn.o", h, hidden, $"{p}.attention.LayerNorm");
+        var x = G.Pack(hidden, h);
+        var context = G.SelfAttention(x, qkv, qkvBias, MaskRule.Additive, scaleQueryFirst: false, PositionBias());
+        var attention = G.LinearAddNorm(context, $"{p}.attention.attn.o", h, x, $"{p}.attention.LayerNorm");
         var intermediate = G.LinearGelu(attention, $"{p}.intermediate.dense", h, Config.IntermediateSize);
-        return G.LinearAddNorm(intermediate, $"{p}.output.dense", Config.IntermediateSize, attention, $"{p}.output.LayerNorm");
+        return G.LinearAddNorm(intermediate, $"{p}.output.dense", Config.IntermediateSize, attention, $"{p}.output.LayerNorm", endsLayer: true);
     }
 
     /// <summary><c>[1, heads, L, L]</c>: <c>relative_attention_bias[bucket(i − j), head]</c>, built once per run.</summary>

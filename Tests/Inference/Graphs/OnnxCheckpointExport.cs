@@ -2,38 +2,15 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using Onnx;
+using OrleansGpu.Inference.Checkpoints;
 
 namespace OrleansGpu.Tests.Inference.Graphs;
 
-/// <summary>
-/// Turns an exported BERT ONNX graph back into a Hugging Face checkpoint (<c>model.safetensors</c>, base-model names),
-/// reading the names from the graph's structure: named initializers keep their names; a MatMul weight stored under a
-/// generated name (<c>onnx::MatMul_N</c>, a number) is the <c>[in, out]</c> transpose of the Linear layer whose bias
-/// (<c>….bias</c>) the MatMul's result is added to.
-/// </summary>
+/// <summary>Writes a checkpoint's float32 tensors as a <c>model.safetensors</c> (the bundled MiniLM's export, read back by <see cref="OnnxExportCheckpoint"/>).</summary>
 internal static class OnnxCheckpointExport
 {
-    public static Dictionary<string, (float[] Data, long[] Shape)> Tensors(ModelProto model)
-    {
-        var initializers = model.Graph.Initializer.ToDictionary(i => i.Name, StringComparer.Ordinal);
-        var result = new Dictionary<string, (float[], long[])>(StringComparer.Ordinal);
-        foreach (var init in initializers.Values.Where(i => i.DataType == (int)TensorProto.Types.DataType.Float && IsParameterName(i.Name)))
-        {
-            result[init.Name] = (Floats(init), [.. init.Dims]);
-        }
-
-        foreach (var matmul in model.Graph.Node.Where(n => n.OpType == "MatMul" && initializers.ContainsKey(n.Input[1]) && !IsParameterName(n.Input[1])))
-        {
-            var add = model.Graph.Node.Single(n => n.OpType == "Add" && n.Input.Contains(matmul.Output[0]));
-            var bias = add.Input.Single(i => i != matmul.Output[0]);
-            Assert.EndsWith(".bias", bias);
-            var weight = initializers[matmul.Input[1]];
-            int rows = (int)weight.Dims[0], columns = (int)weight.Dims[1];
-            result[bias[..^".bias".Length] + ".weight"] = (Transpose(Floats(weight), rows, columns), [columns, rows]);
-        }
-
-        return result;
-    }
+    public static Dictionary<string, (float[] Data, long[] Shape)> Tensors(ModelProto model) =>
+        OnnxExportCheckpoint.FromModel(model).Tensors.ToDictionary(t => t.Name, t => (t.Data, t.Shape), StringComparer.Ordinal);
 
     /// <summary>Writes float32 tensors as a safetensors file: u64 header length, JSON header, data.</summary>
     public static void WriteSafetensors(string path, IReadOnlyDictionary<string, (float[] Data, long[] Shape)> tensors)
@@ -57,24 +34,5 @@ internal static class OnnxCheckpointExport
         {
             stream.Write(MemoryMarshal.AsBytes(data.AsSpan()));
         }
-    }
-
-    private static bool IsParameterName(string name) => name.Contains('.') && !name.StartsWith("onnx::", StringComparison.Ordinal);
-
-    private static float[] Floats(TensorProto tensor) =>
-        tensor.RawData.Length > 0 ? MemoryMarshal.Cast<byte, float>(tensor.RawData.Span).ToArray() : [.. tensor.FloatData];
-
-    private static float[] Transpose(float[] source, int rows, int columns)
-    {
-        var result = new float[source.Length];
-        for (var r = 0; r < rows; r++)
-        {
-            for (var c = 0; c < columns; c++)
-            {
-                result[(c * rows) + r] = source[(r * columns) + c];
-            }
-        }
-
-        return result;
     }
 }
