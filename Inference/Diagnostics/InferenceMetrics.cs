@@ -33,6 +33,9 @@ public static class InferenceMetrics
     internal static readonly Counter<long> Tokens = Meter.CreateCounter<long>(
         "tokens_total", "{token}", "Tokens run through forward passes (padding excluded); its rate is tokens per second");
 
+    internal static readonly Counter<long> PaddedTokens = Meter.CreateCounter<long>(
+        "padded_tokens_total", "{token}", "Token slots of forward passes, padding included; tokens_total over this is the share of the work that was useful");
+
     internal static readonly Histogram<double> LoadSeconds = Meter.CreateHistogram<double>(
         "model_load_seconds", "s", "Time to load a model (for BERTScore: one layer's graph) and open its session");
 

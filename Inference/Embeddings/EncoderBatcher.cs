@@ -4,7 +4,7 @@ using OrleansGpu.Inference.Onnx;
 
 namespace OrleansGpu.Inference.Embeddings;
 
-/// <summary>How large the forward passes that <see cref="EncoderBatcher"/> assembles may be.</summary>
+/// <summary>How large the forward passes that <see cref="EncoderBatcher"/> assembles may be, and how many run at once.</summary>
 public sealed record BatchLimits
 {
     /// <summary>Padded tokens per forward pass (sequences × the longest of them).</summary>
@@ -17,12 +17,33 @@ public sealed record BatchLimits
     public int? MaxBatchSequences { get; init; }
 
     /// <summary>
-    /// Forward passes in flight at once, each on its own thread over the same session (default 2): while one pass
-    /// runs, the other's results are pooled and the next is assembled.
+    /// Forward passes in flight at once, each on its own thread over the same session (default 2): on a GPU, while
+    /// one pass runs the other's results are pooled and the next is assembled; on the CPU both compute, each on its
+    /// share of the cores (<see cref="IntraOpThreads"/>).
     /// </summary>
     public int Workers { get; init; } = 2;
 
-    internal int SequencesFor(bool onGpu) => MaxBatchSequences ?? (onGpu ? 256 : 32);
+    /// <summary>
+    /// What one forward pass costs beyond its padded tokens, in tokens: the batcher splits what waits into passes so
+    /// as to minimise padded tokens plus this per pass. Large on a GPU (by default 1,024: a pass of a few sequences
+    /// takes nearly as long as a full one, so filling passes wins even at some padding), small on the CPU (by
+    /// default 16: there a pass costs about its padded tokens, so padding is pure waste and a short pass of
+    /// sequences of one length beats a full one padded to the longest). Measured on all-MiniLM-L6-v2: see
+    /// docs/PERFORMANCE.md.
+    /// </summary>
+    public int? PassOverheadTokens { get; init; }
+
+    /// <summary>Sequences per pass on a GPU or on the CPU: <see cref="MaxBatchSequences"/> or the device's default.</summary>
+    public int SequencesFor(bool onGpu) => MaxBatchSequences ?? (onGpu ? 256 : 32);
+
+    internal int OverheadFor(bool onGpu) => PassOverheadTokens ?? (onGpu ? 1024 : 16);
+
+    /// <summary>
+    /// ONNX Runtime intra-op threads for a CPU session driven by <see cref="Workers"/> workers: the cores shared
+    /// among them, so that the passes in flight together use each core once. Threads beyond that only contend: on two
+    /// cores, two workers of one thread each spend about a fifth less CPU per token than two workers of two threads.
+    /// </summary>
+    public int IntraOpThreads => Math.Max(1, Environment.ProcessorCount / Math.Max(1, Workers));
 }
 
 /// <summary>Forward passes run and sequences embedded by a model's batcher.</summary>
@@ -32,9 +53,10 @@ public readonly record struct BatchingTotals(long ForwardPasses, long Sequences)
 /// Dynamic batching across callers: the sequences of every pending request for one encoder go into shared forward
 /// passes of similar lengths within <see cref="BatchLimits"/>, so that many small requests fill the GPU as one large
 /// one would. Fair in arrival order: each pass is anchored on the longest remaining sequence of the oldest request
-/// and filled with the longest sequences of any request that are no longer than it (no extra padding). Each
-/// request reads its own rows of each pass (pooling for embeddings, token vectors for BERTScore); padding never
-/// reaches them, so the results equal those of passes made for the request alone.
+/// and takes the longest sequences of any request that are no longer than it, as many as the cheapest split of
+/// those waiting puts in its first pass (see <see cref="PassSize"/>): full passes on a GPU, passes of near-equal
+/// lengths on the CPU. Each request reads its own rows of each pass (pooling for embeddings, token vectors for
+/// BERTScore); padding never reaches them, so the results equal those of passes made for the request alone.
 /// </summary>
 internal sealed class EncoderBatcher : IDisposable
 {
@@ -42,6 +64,7 @@ internal sealed class EncoderBatcher : IDisposable
     private readonly int _padId;
     private readonly int _maxBatchTokens;
     private readonly int _maxBatchSequences;
+    private readonly int _passOverheadTokens;
     private readonly Lock _gate = new();
     private readonly List<Request> _pending = [];
     private readonly SemaphoreSlim _signal = new(0);
@@ -59,6 +82,7 @@ internal sealed class EncoderBatcher : IDisposable
         _padId = padId;
         _maxBatchTokens = limits.MaxBatchTokens;
         _maxBatchSequences = limits.SequencesFor(encoder.OnGpu);
+        _passOverheadTokens = limits.OverheadFor(encoder.OnGpu);
         _workers = [.. Enumerable.Range(0, Math.Max(1, limits.Workers)).Select(i => new Thread(Work) { IsBackground = true, Name = $"encoder-batcher-{i}" })];
         foreach (var worker in _workers)
         {
@@ -143,14 +167,14 @@ internal sealed class EncoderBatcher : IDisposable
 
             var anchor = _pending[0];
             var longest = anchor.Sequences[anchor.Remaining[0]].Length;
-            var size = Batching.Size(longest, _maxBatchSequences, _maxBatchTokens, int.MaxValue);
 
             // Each request's remaining indices are sorted longest first, so the ones that fit under the anchor's
-            // length are a suffix; merge those suffixes longest first.
+            // length are a suffix; merge those suffixes longest first, as far as the cheapest split looks.
             var heads = _pending.Select(r => FirstAtMost(r, longest)).ToArray();
             var taken = new int[_pending.Count];
-            var batch = new List<(Request, int)>(size);
-            while (batch.Count < size)
+            var window = _maxBatchSequences * SplitWindowPasses;
+            var candidates = new List<(int Request, int Length)>(Math.Min(window, 1024));
+            while (candidates.Count < window)
             {
                 var best = -1;
                 var bestLength = -1;
@@ -173,8 +197,17 @@ internal sealed class EncoderBatcher : IDisposable
                     break;
                 }
 
-                batch.Add((_pending[best], _pending[best].Remaining[heads[best] + taken[best]]));
+                candidates.Add((best, bestLength));
                 taken[best]++;
+            }
+
+            var size = PassSize(candidates.ConvertAll(c => c.Length), _maxBatchSequences, _maxBatchTokens, _passOverheadTokens);
+            Array.Clear(taken);
+            var batch = new List<(Request, int)>(size);
+            foreach (var (k, _) in candidates.Take(size))
+            {
+                batch.Add((_pending[k], _pending[k].Remaining[heads[k] + taken[k]]));
+                taken[k]++;
             }
 
             for (var k = 0; k < _pending.Count; k++)
@@ -190,6 +223,45 @@ internal sealed class EncoderBatcher : IDisposable
 
             return batch;
         }
+    }
+
+    /// <summary>How many passes' worth of waiting sequences <see cref="PassSize"/> weighs when it sizes the next pass.</summary>
+    private const int SplitWindowPasses = 4;
+
+    /// <summary>
+    /// The size of the first pass of the cheapest split of <paramref name="lengths"/> (sorted longest first) into
+    /// passes of consecutive sequences, each within the limits, where a pass costs its padded tokens (sequences × its
+    /// first, longest, length) plus <paramref name="overheadTokens"/>. Dynamic programming from the shortest end:
+    /// O(lengths × maxSequences).
+    /// </summary>
+    internal static int PassSize(IReadOnlyList<int> lengths, int maxSequences, int maxTokens, int overheadTokens)
+    {
+        var n = lengths.Count;
+        if (n == 0)
+        {
+            return 0;
+        }
+
+        // cost[i]: the cheapest way to run lengths[i..]; first[i]: the size of its first pass.
+        var cost = new long[n + 1];
+        var first = new int[n + 1];
+        for (var i = n - 1; i >= 0; i--)
+        {
+            var limit = Batching.Size(lengths[i], maxSequences, maxTokens, n - i);
+            cost[i] = long.MaxValue;
+            for (var size = 1; size <= limit; size++)
+            {
+                var total = overheadTokens + ((long)size * lengths[i]) + cost[i + size];
+                if (total <= cost[i])
+                {
+                    // Ties go to the larger pass: fewer passes, earlier results.
+                    cost[i] = total;
+                    first[i] = size;
+                }
+            }
+        }
+
+        return first[0];
     }
 
     private static int FirstAtMost(Request request, int length)
@@ -258,6 +330,7 @@ internal sealed class EncoderBatcher : IDisposable
         InferenceMetrics.BatchSize.Record(sequences.Count, _tags);
         InferenceMetrics.PaddingRatio.Record(1 - ((double)tokens / ((long)longest * sequences.Count)), _tags);
         InferenceMetrics.Tokens.Add(tokens, _tags);
+        InferenceMetrics.PaddedTokens.Add((long)longest * sequences.Count, _tags);
     }
 
     private void Cancel(Request request, CancellationToken cancellationToken)

@@ -26,6 +26,7 @@ public sealed partial class MetricsTests(FrontFixture fixture)
         }
 
         Assert.True(Value(metrics, $"orleansgpu_inference_tokens_total{{{MiniLm}}}") >= 2 * 3); // each text: [CLS], a word or more, [SEP]
+        Assert.True(Value(metrics, $"orleansgpu_inference_padded_tokens_total{{{MiniLm}}}") >= Value(metrics, $"orleansgpu_inference_tokens_total{{{MiniLm}}}"));
         Assert.True(Value(metrics, $"orleansgpu_inference_model_memory_bytes{{{MiniLm}}}") > 10_000_000);
         Assert.True(Value(metrics, $"orleansgpu_inference_model_load_seconds_count{{{MiniLm}}}") >= 1);
         Assert.True(Value(metrics, "http_requests_received_total{code=\"200\",method=\"POST\",endpoint=\"/embed\"}") >= 1);

@@ -73,6 +73,63 @@ public sealed class EncoderBatcherTests(MiniLmFixture minilm)
     }
 
     [Fact]
+    public void On_the_CPU_a_long_text_runs_alone_instead_of_padding_a_pass_of_short_ones()
+    {
+        // Sorted longest first, as the batcher hands them: one text of 256 tokens, 40 of about 20.
+        int[] lengths = [256, .. Enumerable.Range(0, 40).Select(i => 30 - (i / 4))];
+        Assert.Equal(1, EncoderBatcher.PassSize(lengths, maxSequences: 32, maxTokens: 16_384, overheadTokens: 16));
+
+        // Without the long one, texts of near-equal length share passes.
+        var rest = lengths[1..];
+        var size = EncoderBatcher.PassSize(rest, maxSequences: 32, maxTokens: 16_384, overheadTokens: 16);
+        Assert.InRange(size, 4, 32);
+        Assert.True(rest[size - 1] >= rest[0] - 3, $"a pass of {size} pads {rest[0]} tokens down to {rest[size - 1]}");
+    }
+
+    [Fact]
+    public void On_a_GPU_passes_fill_up_unless_padding_would_cost_more_than_a_pass()
+    {
+        int[] shortTexts = [.. Enumerable.Range(0, 300).Select(_ => 20)];
+        Assert.Equal(256, EncoderBatcher.PassSize(shortTexts, maxSequences: 256, maxTokens: 16_384, overheadTokens: 1024));
+
+        // Texts of 30 down to 11 tokens: still passes of well over a hundred, a few tokens of padding each.
+        int[] varied = [.. Enumerable.Range(0, 300).Select(i => 30 - (i / 15))];
+        Assert.InRange(EncoderBatcher.PassSize(varied, maxSequences: 256, maxTokens: 16_384, overheadTokens: 1024), 100, 256);
+
+        // A long text with 255 short ones: padding them all to 256 tokens would cost far more than a second pass.
+        int[] mixed = [256, .. Enumerable.Range(0, 255).Select(_ => 20)];
+        Assert.Equal(1, EncoderBatcher.PassSize(mixed, maxSequences: 256, maxTokens: 1 << 20, overheadTokens: 1024));
+
+        // The token limit holds whatever the cost: 16,384 / 200 = 81 texts of 200 tokens.
+        int[] longTexts = [.. Enumerable.Range(0, 300).Select(_ => 200)];
+        Assert.Equal(81, EncoderBatcher.PassSize(longTexts, maxSequences: 256, maxTokens: 16_384, overheadTokens: 1024));
+    }
+
+    [Fact]
+    public async Task Passes_sized_by_cost_give_the_same_vectors_and_fewer_padded_tokens()
+    {
+        // One long text and many short ones in one request, CPU defaults (passes of at most 32, overhead 16 tokens).
+        using var model = EmbeddingModel.Load(minilm.Folder, MiniLmFixture.EncoderOptions, new BatchLimits { Workers = 1 });
+        var random = new Random(5);
+        string[] texts = [
+            string.Join(' ', Enumerable.Range(0, 180).Select(_ => Words[random.Next(Words.Length)])),
+            .. Enumerable.Range(0, 40).Select(_ => string.Join(' ', Enumerable.Range(0, 3 + random.Next(12)).Select(_ => Words[random.Next(Words.Length)]))),
+        ];
+
+        var batched = await model.EmbedAsync(model.Tokenize(texts), normalize: true, cancellationToken: TestContext.Current.CancellationToken);
+
+        var alone = minilm.Embedding.Embed(texts, new EmbedOptions { Normalize = true, BatchSize = 1 });
+        Assert.Equal(alone.Length, batched.Length);
+        for (var k = 0; k < alone.Length; k++)
+        {
+            Assert.Equal(alone[k], batched[k], 1e-5f);
+        }
+
+        // The long text ran in a pass of its own: more passes than the two that filling 32 at a time would make.
+        Assert.True(model.BatchingTotals.ForwardPasses > 2, $"{model.BatchingTotals.ForwardPasses} passes");
+    }
+
+    [Fact]
     public async Task No_sequences_give_no_vectors() =>
         Assert.Empty(await minilm.Embedding.EmbedAsync([], normalize: true, cancellationToken: TestContext.Current.CancellationToken));
 }
