@@ -35,6 +35,7 @@ internal static class PrecisionError
         var folder = store.Resolve(options.Model ?? DefaultModelPackage.ModelName);
         var config = ModelArchitectureConfig.Read(Path.Combine(folder.Directory, "config.json"));
         var cache = options.GraphCache ?? Path.Combine(Path.GetTempPath(), "orleansgpu-bench-graphs");
+        var graphs = new ModelGraphs(cache);
 
         var (oracleTexts, oracleEmbeddings) = ReadEmbedOracle(options.Oracle);
         var corpus = new Corpus();
@@ -61,12 +62,12 @@ internal static class PrecisionError
             float[] fp32, fp16;
             string provider;
             var embedOptions = new EmbedOptions { BatchSize = 64 };
-            using (var model = EmbeddingModel.Load(fp32Folder, encoderOptions))
+            using (var model = EmbeddingModel.Load(fp32Folder, graphs, encoderOptions))
             {
                 fp32 = model.Embed(texts, embedOptions);
             }
 
-            using (var model = EmbeddingModel.Load(fp16Folder, encoderOptions))
+            using (var model = EmbeddingModel.Load(fp16Folder, graphs, encoderOptions))
             {
                 fp16 = model.Embed(texts, embedOptions);
                 provider = model.Provider;
@@ -80,8 +81,8 @@ internal static class PrecisionError
             double? f1Delta = null, f1Oracle16 = null;
             if (bertScoreRuns.Count > 0)
             {
-                using var model32 = new BertScoreModel(fp32Folder, encoderOptions);
-                using var model16 = new BertScoreModel(fp16Folder, encoderOptions);
+                using var model32 = new BertScoreModel(fp32Folder, graphs, encoderOptions);
+                using var model16 = new BertScoreModel(fp16Folder, graphs, encoderOptions);
                 foreach (var (request, expected) in bertScoreRuns)
                 {
                     var f32 = model32.Score(request).F1;

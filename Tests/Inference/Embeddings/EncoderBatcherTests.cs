@@ -109,7 +109,7 @@ public sealed class EncoderBatcherTests(MiniLmFixture minilm)
     public async Task Passes_sized_by_cost_give_the_same_vectors_and_fewer_padded_tokens()
     {
         // One long text and many short ones in one request, CPU defaults (passes of at most 32, overhead 16 tokens).
-        using var model = EmbeddingModel.Load(minilm.Folder, MiniLmFixture.EncoderOptions, new BatchLimits { Workers = 1 });
+        using var model = EmbeddingModel.Load(minilm.Folder, MiniLmFixture.Graphs, MiniLmFixture.EncoderOptions, new BatchLimits { Workers = 1 });
         var random = new Random(5);
         string[] texts = [
             string.Join(' ', Enumerable.Range(0, 180).Select(_ => Words[random.Next(Words.Length)])),

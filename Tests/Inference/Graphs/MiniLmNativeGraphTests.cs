@@ -99,7 +99,7 @@ public sealed class MiniLmNativeGraphTests(MiniLmFixture minilm, MiniLmCheckpoin
         var folder = minilm.Folder with { Weights = new WeightFiles(WeightsFormat.Onnx, [graph]) };
         var oracle = Oracles.Embed;
         double worstCosine = 1, worstDelta = 0;
-        using (var model = EmbeddingModel.Load(folder, MiniLmFixture.EncoderOptions))
+        using (var model = EmbeddingModel.Load(folder, MiniLmFixture.Graphs, MiniLmFixture.EncoderOptions))
         {
             var embeddings = model.Embed(oracle.Texts);
             for (var i = 0; i < oracle.Texts.Length; i++)
@@ -119,7 +119,7 @@ public sealed class MiniLmNativeGraphTests(MiniLmFixture minilm, MiniLmCheckpoin
         }
 
         var worstF1 = 0.0;
-        using (var model = new BertScoreModel(folder, MiniLmFixture.EncoderOptions))
+        using (var model = new BertScoreModel(folder, MiniLmFixture.Graphs, MiniLmFixture.EncoderOptions))
         {
             foreach (var run in new[] { "L6_noidf", "L4_idf" })
             {
