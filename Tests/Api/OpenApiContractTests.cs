@@ -98,20 +98,35 @@ public sealed class OpenApiContractTests(FrontFixture fixture)
         return result.IsValid;
     }
 
-    /// <summary>The schema with every <c>#/components/schemas/X</c> reference replaced by X itself (they do not recurse).</summary>
-    private static JsonNode Resolve(JsonNode document, JsonNode node)
+    /// <summary>
+    /// The schema as a standalone JSON Schema: the document's component schemas carried along as <c>$defs</c> and every
+    /// <c>#/components/schemas/X</c> reference pointed at them, so recursive schemas (a split job's parts) resolve.
+    /// </summary>
+    private static JsonNode Resolve(JsonNode document, JsonNode schema)
+    {
+        var resolved = Repoint(schema);
+        if (resolved is JsonObject obj)
+        {
+            obj["$defs"] = Repoint(document["components"]!["schemas"]!.DeepClone());
+        }
+
+        return resolved;
+    }
+
+    private static JsonNode Repoint(JsonNode node)
     {
         switch (node)
         {
-            case JsonObject obj when obj["$ref"]?.GetValue<string>() is { } reference:
-                var name = reference.Split('/')[^1];
-                return Resolve(document, document["components"]!["schemas"]![name]!.DeepClone());
             case JsonObject obj:
                 foreach (var key in obj.Select(p => p.Key).ToList())
                 {
-                    if (obj[key] is { } child)
+                    if (key == "$ref" && obj[key]?.GetValue<string>() is { } reference)
                     {
-                        obj[key] = Resolve(document, child.DeepClone());
+                        obj[key] = reference.Replace("#/components/schemas/", "#/$defs/", StringComparison.Ordinal);
+                    }
+                    else if (obj[key] is { } child)
+                    {
+                        obj[key] = Repoint(child.DeepClone());
                     }
                 }
 
@@ -121,7 +136,7 @@ public sealed class OpenApiContractTests(FrontFixture fixture)
                 {
                     if (array[i] is { } item)
                     {
-                        array[i] = Resolve(document, item.DeepClone());
+                        array[i] = Repoint(item.DeepClone());
                     }
                 }
 
