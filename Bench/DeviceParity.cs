@@ -26,7 +26,7 @@ internal static class DeviceParity
         var store = new ModelStore(options.ModelsDirectory ?? ModelStore.DefaultDirectory);
         var folder = store.Resolve(options.Model ?? DefaultModelPackage.ModelName);
 
-        var (oracleTexts, oracleEmbeddings) = ReadOracle(options.Oracle);
+        var (oracleTexts, oracleEmbeddings) = EmbedOracleFile.Read(options.Oracle);
         var corpus = new Corpus();
         string[] texts = [.. oracleTexts, .. corpus.Sentences(600, 8, 24), .. corpus.Sentences(100, 150, 220)];
 
@@ -68,20 +68,6 @@ internal static class DeviceParity
             at = DateTimeOffset.UtcNow,
         });
         return passed ? 0 : 1;
-    }
-
-    private static (string[] Texts, float[] Embeddings) ReadOracle(string? path)
-    {
-        if (path is null)
-        {
-            return ([], []);
-        }
-
-        using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
-        var root = doc.RootElement;
-        string[] texts = [.. root.GetProperty("texts").EnumerateArray().Select(t => t.GetString()!)];
-        float[] embeddings = [.. root.GetProperty("embeddings").EnumerateArray().SelectMany(row => row.EnumerateArray().Select(v => v.GetSingle()))];
-        return (texts, embeddings);
     }
 
     private static double MaxAbsDifference(float[] a, float[] b, int count)

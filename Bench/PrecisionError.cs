@@ -37,7 +37,7 @@ internal static class PrecisionError
         var cache = options.GraphCache ?? Path.Combine(Path.GetTempPath(), "orleansgpu-bench-graphs");
         var graphs = new ModelGraphs(cache);
 
-        var (oracleTexts, oracleEmbeddings) = ReadEmbedOracle(options.Oracle);
+        var (oracleTexts, oracleEmbeddings) = EmbedOracleFile.Read(options.Oracle);
         var corpus = new Corpus();
         string[] texts = [.. oracleTexts, .. corpus.Sentences(600, 8, 24), .. corpus.Sentences(100, 150, 220)];
         var bertScoreRuns = ReadBertScoreOracle(options.BertScoreOracle);
@@ -153,20 +153,6 @@ internal static class PrecisionError
         }
 
         return (minCosine, maxDelta);
-    }
-
-    private static (string[] Texts, float[] Embeddings) ReadEmbedOracle(string? path)
-    {
-        if (path is null)
-        {
-            return ([], []);
-        }
-
-        using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
-        var root = doc.RootElement;
-        string[] texts = [.. root.GetProperty("texts").EnumerateArray().Select(t => t.GetString()!)];
-        float[] embeddings = [.. root.GetProperty("embeddings").EnumerateArray().SelectMany(row => row.EnumerateArray().Select(v => v.GetSingle()))];
-        return (texts, embeddings);
     }
 
     /// <summary>The oracle's runs without baseline rescaling (L6 and L4, with and without idf), as requests with bert_score's F1.</summary>

@@ -44,18 +44,7 @@ public sealed class ScatterGatherTests(GpuClusterFixture fixture)
         Assert.Equal(3, hosts.Length);
         Assert.Equal(fixture.HostNames.Order(), hosts.Order()); // each host served one part
         Assert.Equal(2000, batch.Count);
-        var worst = 0.0;
-        for (var i = 0; i < texts.Length; i++)
-        {
-            var expected = oracle.Embeddings[i % oracle.Texts.Length];
-            var actual = batch.Vector(i);
-            for (var d = 0; d < expected.Length; d++)
-            {
-                worst = Math.Max(worst, Math.Abs(actual[d] - expected[d]));
-            }
-        }
-
-        Assert.True(worst <= 1e-5, $"max |Δ| = {worst:E2}");
+        SplitCluster.AssertEqualsRepeatedOracle(batch, oracle);
 
         // Equal texts in different parts, embedded on different hosts, give the same vector to the last bit.
         Assert.Equal(batch.Vector(0).ToArray(), batch.Vector(oracle.Texts.Length * 5).ToArray());
@@ -164,18 +153,7 @@ public sealed class ScatterGatherFailoverTests(GpuClusterFixture fixture) : ICla
         Assert.DoesNotContain(victimName, hosts); // its part was served by another host
         Assert.True(cluster.Router.Retries >= 1);
         Assert.Equal(texts.Length, batch.Count);
-        var worst = 0.0;
-        for (var i = 0; i < texts.Length; i++)
-        {
-            var expected = oracle.Embeddings[i % oracle.Texts.Length];
-            var actual = batch.Vector(i);
-            for (var d = 0; d < expected.Length; d++)
-            {
-                worst = Math.Max(worst, Math.Abs(actual[d] - expected[d]));
-            }
-        }
-
-        Assert.True(worst <= 1e-5, $"max |Δ| = {worst:E2}");
+        SplitCluster.AssertEqualsRepeatedOracle(batch, oracle);
     }
 }
 
@@ -207,5 +185,22 @@ internal sealed record SplitCluster(GpuClusterFixture Fixture, HostRouter Router
             Assert.True(DateTime.UtcNow < deadline, $"condition not reached in {(limit ?? TimeSpan.FromSeconds(60)).TotalSeconds} s");
             await Task.Delay(20);
         }
+    }
+
+    /// <summary>Each vector of a batch of the oracle's texts repeated in order equals sentence-transformers' within 1e-5.</summary>
+    public static void AssertEqualsRepeatedOracle(EmbeddingBatch batch, EmbedOracle oracle)
+    {
+        var worst = 0.0;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var expected = oracle.Embeddings[i % oracle.Texts.Length];
+            var actual = batch.Vector(i);
+            for (var d = 0; d < expected.Length; d++)
+            {
+                worst = Math.Max(worst, Math.Abs(actual[d] - expected[d]));
+            }
+        }
+
+        Assert.True(worst <= 1e-5, $"max |Δ| = {worst:E2}");
     }
 }
