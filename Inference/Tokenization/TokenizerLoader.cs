@@ -31,13 +31,18 @@ public static class TokenizerLoader
         throw new FileNotFoundException($"No tokenizer.json, vocab.txt or vocab.json + merges.txt in {directory}.");
     }
 
-    /// <summary>Reads a Hugging Face <c>tokenizer.json</c> with a WordPiece or byte-level BPE model.</summary>
+    /// <summary>Reads a Hugging Face <c>tokenizer.json</c> with a WordPiece, byte-level BPE or Unigram (SentencePiece) model.</summary>
     public static TextTokenizer FromTokenizerJson(string path)
     {
         using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
         var root = doc.RootElement;
         var model = root.GetProperty("model");
         var type = model.TryGetProperty("type", out var t) ? t.GetString() : null;
+        if (type == "Unigram")
+        {
+            return UnigramTokenizerJson.Read(root);
+        }
+
         var specials = root.TryGetProperty("added_tokens", out var added) && added.ValueKind == JsonValueKind.Array
             ? added.EnumerateArray()
                 .Where(a => a.TryGetProperty("special", out var s) && s.ValueKind == JsonValueKind.True)
@@ -86,7 +91,7 @@ public static class TokenizerLoader
             }
 
             default:
-                throw new InvalidDataException($"{path}: tokenizer model '{type}' is not supported (WordPiece and byte-level BPE are).");
+                throw new InvalidDataException($"{path}: tokenizer model '{type}' is not supported (WordPiece, byte-level BPE and Unigram are).");
         }
     }
 
