@@ -61,17 +61,10 @@ internal static class SentencePiecePipeline
                     return null;
                 }
 
+                // A character it removes from the front does not move the text's start: the next one takes its place
+                // (tokenizers aligns it to the removed one), unlike Strip, which moves it.
                 var map = PrecompiledCharsMap.Parse(Convert.FromBase64String(base64));
-                return (string text, ref bool dropped) =>
-                {
-                    var result = map.Normalize(text);
-                    if (text.Length > 0 && !ReferenceEquals(result, text) && FirstClusterRemoved(map, text))
-                    {
-                        dropped = true;
-                    }
-
-                    return result;
-                };
+                return (string text, ref bool _) => map.Normalize(text);
             }
 
             case "Replace":
@@ -128,8 +121,9 @@ internal static class SentencePiecePipeline
             }
 
             case "StripAccents":
+                // tokenizers' is_combining_mark: every mark (Mn, Mc, Me), non-spacing ones as its own table knows them.
                 return (string text, ref bool _) => string.Concat(text.EnumerateRunes()
-                    .Where(r => Rune.GetUnicodeCategory(r) is not (UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark or UnicodeCategory.EnclosingMark))
+                    .Where(r => !UnicodeRules.IsCombiningMark(r) && Rune.GetUnicodeCategory(r) is not (UnicodeCategory.SpacingCombiningMark or UnicodeCategory.EnclosingMark))
                     .Select(r => r.ToString()));
 
             case "Prepend":
@@ -141,7 +135,7 @@ internal static class SentencePiecePipeline
             case "NFC":
                 return (string text, ref bool _) => Normalize(text, NormalizationForm.FormC);
             case "NFD":
-                return (string text, ref bool _) => Normalize(text, NormalizationForm.FormD);
+                return (string text, ref bool _) => UnicodeRules.Decompose(text);
             case "NFKC":
                 return (string text, ref bool _) => Normalize(text, NormalizationForm.FormKC);
             case "NFKD":
@@ -316,13 +310,6 @@ internal static class SentencePiecePipeline
         {
             split(piece, pieces);
         }
-    }
-
-    /// <summary>Whether the charsmap maps the text's first grapheme cluster to nothing.</summary>
-    private static bool FirstClusterRemoved(PrecompiledCharsMap map, string text)
-    {
-        var length = StringInfo.GetNextTextElementLength(text);
-        return map.Normalize(text[..length]).Length == 0;
     }
 
     /// <summary>
