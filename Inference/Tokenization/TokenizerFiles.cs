@@ -47,8 +47,8 @@ public static class TokenizerFiles
         var sentencePiece = SentencePieceFiles.Where(files.Contains).ToList();
         return sentencePiece.Count == 0
             ? null
-            : $"its tokenizer is a SentencePiece model file ({string.Join(", ", sentencePiece)}) without a tokenizer.json, which this service does not read; "
-                + $"it reads {SupportedKinds}.";
+            : $"its tokenizer is SentencePiece ({string.Join(", ", sentencePiece)}) without a tokenizer.json, and this service reads SentencePiece "
+                + $"only in the tokenizer.json form that Hugging Face converts it to; it reads {SupportedKinds}.";
     }
 
     /// <summary>
