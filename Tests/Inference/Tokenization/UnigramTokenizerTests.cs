@@ -103,7 +103,7 @@ public sealed class UnigramTokenizerTests : IDisposable
         // With Unicode normalisation forms, a text holding a character that alone already differs (tokenizers' tables
         // are older than .NET's) is set aside; they must be few, and every other text must match exactly.
         var compared = settings.UnicodeVersionMayDiffer ? texts.Where(t => !HasNewerUnicode(ours, theirs, t)).ToArray() : texts;
-        Assert.True(compared.Length >= texts.Length * 0.85, $"{texts.Length - compared.Length} texts hold characters whose normalisation differs");
+        Assert.True(compared.Length >= texts.Length * 0.9, $"{texts.Length - compared.Length} texts hold characters whose normalisation differs");
         foreach (var text in compared)
         {
             var expected = Truth(theirs, text);
