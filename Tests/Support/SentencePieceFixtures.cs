@@ -200,6 +200,9 @@ public static class SentencePieceFixtures
         /// </summary>
         public bool UnicodeVersionMayDiffer { get; init; }
 
+        /// <summary>Scores rounded to float32, as an spm.model stores them and a converted tokenizer.json widens them.</summary>
+        public bool FloatScores { get; init; }
+
         /// <summary>"template" or "roberta".</summary>
         public string PostProcessor { get; init; } = "template";
 
@@ -243,7 +246,7 @@ public static class SentencePieceFixtures
 
         foreach (var (piece, score) in pieces)
         {
-            vocab.Add(new JsonArray(piece, score));
+            vocab.Add(new JsonArray(piece, settings.FloatScores ? (double)(float)score : score));
         }
 
         var added = new JsonArray();
@@ -310,6 +313,77 @@ public static class SentencePieceFixtures
             },
         };
         return root.ToJsonString();
+    }
+
+    /// <summary>
+    /// DeBERTa v3's files for <paramref name="settings"/> (deberta specials): an <c>spm.model</c> (SentencePiece
+    /// ModelProto: [PAD] [CLS] [SEP] as control pieces, [UNK] as the unknown piece, then the pieces; trainer_spec with
+    /// <paramref name="modelType"/> and unk_id 3; normalizer_spec with the charsmap of <see cref="Rules"/>) and an
+    /// <c>added_tokens.json</c> with [MASK] after the pieces, as microsoft/deberta-v3-* ship them.
+    /// </summary>
+    public static Dictionary<string, byte[]> DebertaSpmFiles(Settings settings, int modelType = 1)
+    {
+        var pieces = Pieces(settings.Seed, settings.Count, settings.ByteFallback);
+        var model = new MemoryStream();
+        void Piece(string text, float score, int type)
+        {
+            var body = new MemoryStream();
+            ProtoBytes(body, 1, Encoding.UTF8.GetBytes(text));
+            ProtoKey(body, 2, 5);
+            body.Write(BitConverter.GetBytes(score));
+            ProtoKey(body, 3, 0);
+            ProtoVarint(body, (ulong)type);
+            ProtoBytes(model, 1, body.ToArray());
+        }
+
+        Piece("[PAD]", 0, 3);
+        Piece("[CLS]", 0, 3);
+        Piece("[SEP]", 0, 3);
+        Piece("[UNK]", 0, 2);
+        foreach (var (piece, score) in pieces)
+        {
+            Piece(piece, (float)score, piece.StartsWith("<0x", StringComparison.Ordinal) ? 6 : 1);
+        }
+
+        var trainer = new MemoryStream();
+        ProtoKey(trainer, 3, 0);
+        ProtoVarint(trainer, (ulong)modelType);
+        ProtoKey(trainer, 4, 0);
+        ProtoVarint(trainer, (ulong)(pieces.Count + 4));
+        ProtoKey(trainer, 35, 0);
+        ProtoVarint(trainer, settings.ByteFallback ? 1UL : 0UL);
+        ProtoKey(trainer, 40, 0);
+        ProtoVarint(trainer, 3);
+        ProtoBytes(model, 2, trainer.ToArray());
+        var normalizer = new MemoryStream();
+        ProtoBytes(normalizer, 1, Encoding.UTF8.GetBytes("nmt_nfkc"));
+        ProtoBytes(normalizer, 2, CharsMap(Rules));
+        ProtoBytes(model, 3, normalizer.ToArray());
+        return new Dictionary<string, byte[]>
+        {
+            ["spm.model"] = model.ToArray(),
+            ["added_tokens.json"] = Encoding.UTF8.GetBytes($$"""{"[MASK]": {{pieces.Count + 4}}}"""),
+        };
+    }
+
+    private static void ProtoKey(Stream s, int field, int wire) => ProtoVarint(s, ((ulong)field << 3) | (uint)wire);
+
+    private static void ProtoVarint(Stream s, ulong value)
+    {
+        while (value >= 0x80)
+        {
+            s.WriteByte((byte)(value | 0x80));
+            value >>= 7;
+        }
+
+        s.WriteByte((byte)value);
+    }
+
+    private static void ProtoBytes(Stream s, int field, byte[] bytes)
+    {
+        ProtoKey(s, field, 2);
+        ProtoVarint(s, (ulong)bytes.Length);
+        s.Write(bytes);
     }
 
     private static JsonObject AddedToken(int id, string content, bool lstrip) => new()

@@ -148,6 +148,45 @@ public sealed class UnigramTokenizerTests : IDisposable
     }
 
     [Fact]
+    public void A_deberta_spm_model_alone_gets_the_ids_of_the_tokenizer_json_that_DebertaV2Converter_makes_of_it()
+    {
+        // The converter's tokenizer.json (Strip, Precompiled, Replace; Metaspace; [CLS] $A [SEP]; scores widened from
+        // float32), run by the real library, against our reading of the spm.model and added_tokens.json alone.
+        var settings = Variants["deberta-v3"] with { Name = "deberta-v3-spm", FloatScores = true };
+        var json = Path.Combine(_dir.FullName, "converted.json");
+        File.WriteAllText(json, TokenizerJson(settings));
+        using var theirs = new Tokenizers.DotNet.Tokenizer(json);
+        var folder = Directory.CreateDirectory(Path.Combine(_dir.FullName, "deberta-v3")).FullName;
+        foreach (var (name, bytes) in DebertaSpmFiles(settings))
+        {
+            File.WriteAllBytes(Path.Combine(folder, name), bytes);
+        }
+
+        Assert.True(TokenizerFiles.HasReadable(TokenizerFiles.In(folder)));
+        Assert.Null(TokenizerFiles.Unsupported(folder));
+        var ours = TokenizerLoader.Load(folder, lowercaseHint: null);
+        var mismatches = CorpusTexts().Concat(["[MASK] a [CLS]b[SEP]", "  ａｂ  ﬁ ", ""])
+            .Where(t => !ours.Encode(t, 1 << 20).SequenceEqual(Truth(theirs, t)))
+            .Select(t => JsonSerializer.Serialize(t))
+            .ToList();
+        Assert.True(mismatches.Count == 0, $"{mismatches.Count} differ; first: {string.Join("\n", mismatches.Take(3))}");
+        Assert.Equal(new SpecialTokenIds(1, 2, 0, 3), ours.Special);
+    }
+
+    [Fact]
+    public void An_spm_model_that_is_not_a_unigram_model_or_not_a_model_is_refused_with_the_reason()
+    {
+        var settings = Variants["deberta-v3"];
+        var bpe = Directory.CreateDirectory(Path.Combine(_dir.FullName, "bpe")).FullName;
+        File.WriteAllBytes(Path.Combine(bpe, "spm.model"), DebertaSpmFiles(settings, modelType: 2)["spm.model"]);
+        Assert.Contains("SentencePiece BPE model", TokenizerFiles.Unsupported(bpe));
+
+        var junk = Directory.CreateDirectory(Path.Combine(_dir.FullName, "junk")).FullName;
+        File.WriteAllBytes(Path.Combine(junk, "spm.model"), [0x0A, 0xFF, 0xFF, 0x01, 0x02]);
+        Assert.Contains("its spm.model cannot be read", TokenizerFiles.Unsupported(junk));
+    }
+
+    [Fact]
     public void Truncation_keeps_the_start_and_end_tokens_and_cuts_the_content_from_the_right()
     {
         var (ours, theirs) = Load(Variants["deberta-v3"]);
