@@ -5,7 +5,8 @@ namespace OrleansGpu.Tests.Api;
 
 /// <summary>
 /// A real front process (co-hosting its GPU silo) whose hub is a STAND-IN on loopback, serving a DeBERTa v3 style
-/// model whose tokenizer is SentencePiece Unigram (a tokenizer.json, as microsoft/deberta-v3-* and xlm-roberta-* have):
+/// model whose tokenizer is SentencePiece Unigram, as a tokenizer.json (as xlm-roberta-* have) or as the spm.model
+/// alone (as microsoft/deberta-v3-* have):
 /// the first request downloads it, builds its graph and scores with the oracle's numbers, so the tokenizer gave the
 /// oracle's ids over the whole path (hub file selection, tokenizer check, loading, encoding).
 /// </summary>
@@ -13,12 +14,16 @@ public sealed class SentencePieceModelTests(SentencePieceModelTests.Host host) :
 {
     private const string Model = "acme/tiny-deberta-v3-unigram";
 
+    private const string SpmModel = "acme/tiny-deberta-v3-spm";
+
     private static readonly int[] Candidates = [0, 1, 2, 3];
 
     private static readonly int[] References = [1, 2, 3, 0];
 
-    [Fact]
-    public async Task Stand_in_hub_a_deberta_v3_with_a_sentencepiece_unigram_tokenizer_json_is_downloaded_built_and_scored()
+    [Theory]
+    [InlineData(Model, "tokenizer.json")]
+    [InlineData(SpmModel, "spm.model")]
+    public async Task Stand_in_hub_a_deberta_v3_with_a_sentencepiece_tokenizer_json_or_spm_model_alone_is_downloaded_built_and_scored(string model, string tokenizerFile)
     {
         using var http = new HttpClient { BaseAddress = host.Front.BaseAddress, Timeout = TimeSpan.FromMinutes(5) };
         foreach (var (layer, idf) in new[] { (2, false), (3, true) })
@@ -27,7 +32,7 @@ public sealed class SentencePieceModelTests(SentencePieceModelTests.Host host) :
             {
                 ["candidates"] = new JsonArray([.. Candidates.Select(c => JsonValue.Create(TinyDebertaV2.Text(c)))]),
                 ["references"] = new JsonArray([.. References.Select(r => JsonValue.Create(TinyDebertaV2.Text(r)))]),
-                ["model_type"] = Model,
+                ["model_type"] = model,
                 ["num_layers"] = layer,
                 ["idf"] = idf,
             };
@@ -42,7 +47,7 @@ public sealed class SentencePieceModelTests(SentencePieceModelTests.Host host) :
             }
         }
 
-        Assert.Contains(host.Hub.Requests, r => r.Path.Contains($"{Model}/resolve/", StringComparison.Ordinal) && r.Path.EndsWith("/tokenizer.json", StringComparison.Ordinal));
+        Assert.Contains(host.Hub.Requests, r => r.Path.Contains($"{model}/resolve/", StringComparison.Ordinal) && r.Path.EndsWith("/" + tokenizerFile, StringComparison.Ordinal));
     }
 
     /// <summary>The stand-in hub with the repo, and the front with its caches in a temp folder.</summary>
@@ -58,6 +63,7 @@ public sealed class SentencePieceModelTests(SentencePieceModelTests.Host host) :
         {
             Hub = await HubStandIn.StartAsync();
             Hub.Add(Model, TinyDebertaV2.Repo());
+            Hub.Add(SpmModel, TinyDebertaV2.SpmRepo());
             Front = ServiceProcess.Start(Path.Combine(_root, "models"), new Dictionary<string, string>
             {
                 ["HF_ENDPOINT"] = Hub.Endpoint,

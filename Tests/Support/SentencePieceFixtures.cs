@@ -324,6 +324,16 @@ public static class SentencePieceFixtures
     public static Dictionary<string, byte[]> DebertaSpmFiles(Settings settings, int modelType = 1)
     {
         var pieces = Pieces(settings.Seed, settings.Count, settings.ByteFallback);
+        return new Dictionary<string, byte[]>
+        {
+            ["spm.model"] = DebertaSpmModel(pieces, settings.ByteFallback, modelType),
+            ["added_tokens.json"] = Encoding.UTF8.GetBytes($$"""{"[MASK]": {{pieces.Count + 4}}}"""),
+        };
+    }
+
+    /// <summary>An spm.model of [PAD] [CLS] [SEP] (control), [UNK] (unknown), then <paramref name="pieces"/>.</summary>
+    public static byte[] DebertaSpmModel(IReadOnlyList<(string Piece, double Score)> pieces, bool byteFallback = false, int modelType = 1)
+    {
         var model = new MemoryStream();
         void Piece(string text, float score, int type)
         {
@@ -351,7 +361,7 @@ public static class SentencePieceFixtures
         ProtoKey(trainer, 4, 0);
         ProtoVarint(trainer, (ulong)(pieces.Count + 4));
         ProtoKey(trainer, 35, 0);
-        ProtoVarint(trainer, settings.ByteFallback ? 1UL : 0UL);
+        ProtoVarint(trainer, byteFallback ? 1UL : 0UL);
         ProtoKey(trainer, 40, 0);
         ProtoVarint(trainer, 3);
         ProtoBytes(model, 2, trainer.ToArray());
@@ -359,11 +369,7 @@ public static class SentencePieceFixtures
         ProtoBytes(normalizer, 1, Encoding.UTF8.GetBytes("nmt_nfkc"));
         ProtoBytes(normalizer, 2, CharsMap(Rules));
         ProtoBytes(model, 3, normalizer.ToArray());
-        return new Dictionary<string, byte[]>
-        {
-            ["spm.model"] = model.ToArray(),
-            ["added_tokens.json"] = Encoding.UTF8.GetBytes($$"""{"[MASK]": {{pieces.Count + 4}}}"""),
-        };
+        return model.ToArray();
     }
 
     private static void ProtoKey(Stream s, int field, int wire) => ProtoVarint(s, ((ulong)field << 3) | (uint)wire);

@@ -57,6 +57,15 @@ public static class TinyDebertaV2
         };
     }
 
+    /// <summary>The same model as microsoft/deberta-v3-* ship it: the SentencePiece <c>spm.model</c> alone, no tokenizer.json.</summary>
+    public static Dictionary<string, byte[]> SpmRepo()
+    {
+        var repo = Repo();
+        repo.Remove("tokenizer.json");
+        repo["spm.model"] = DebertaSpmModel([.. Enumerable.Range(4, 252).Select(id => ("▁" + TinyDeberta.Word(id), -1.0 - (id % 7)))]);
+        return repo;
+    }
+
     /// <summary>A text that tokenizes to the oracle's input <paramref name="input"/>; full-width letters and doubled spaces are normalised away.</summary>
     public static string Text(int input)
     {
