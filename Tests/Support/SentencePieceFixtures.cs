@@ -200,6 +200,9 @@ public static class SentencePieceFixtures
         /// </summary>
         public bool UnicodeVersionMayDiffer { get; init; }
 
+        /// <summary>Whether &lt;mask&gt; is matched in the normalised text (<c>normalized: true</c>), as some hub files have it.</summary>
+        public bool MaskNormalized { get; init; }
+
         /// <summary>Scores rounded to float32, as an spm.model stores them and a converted tokenizer.json widens them.</summary>
         public bool FloatScores { get; init; }
 
@@ -261,7 +264,7 @@ public static class SentencePieceFixtures
         {
             maskId = vocab.Count;
             vocab.Add(new JsonArray("<mask>", 0.0));
-            added.Add(AddedToken(maskId, "<mask>", lstrip: true));
+            added.Add(AddedToken(maskId, "<mask>", lstrip: true, normalized: settings.MaskNormalized));
             (start, end) = ("<s>", "</s>");
         }
         else
@@ -392,14 +395,14 @@ public static class SentencePieceFixtures
         s.Write(bytes);
     }
 
-    private static JsonObject AddedToken(int id, string content, bool lstrip) => new()
+    private static JsonObject AddedToken(int id, string content, bool lstrip, bool normalized = false) => new()
     {
         ["id"] = id,
         ["content"] = content,
         ["single_word"] = false,
         ["lstrip"] = lstrip,
         ["rstrip"] = false,
-        ["normalized"] = false,
+        ["normalized"] = normalized,
         ["special"] = true,
     };
 

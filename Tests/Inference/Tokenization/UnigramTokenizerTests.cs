@@ -35,6 +35,15 @@ public sealed class UnigramTokenizerTests : IDisposable
             PreTokenizer = LegacyMetaspace(),
         },
 
+        new Settings
+        {
+            Name = "xlm-roberta-mask-normalized",
+            Seed = 8,
+            MaskNormalized = true,
+            Normalizer = Sequence("normalizers", Precompiled(), ReplaceRegex(" {2,}", " ")),
+            PreTokenizer = Metaspace(),
+        },
+
         // DeBERTa v3 (DebertaV2Converter): Strip, Precompiled, Replace; Metaspace in a Sequence; [CLS] … [SEP].
         new Settings
         {
