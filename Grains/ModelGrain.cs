@@ -24,6 +24,7 @@ public sealed class ModelGrain(
     EncoderOptions encoderOptions,
     GpuHostOptions hostOptions,
     HostJobs jobs,
+    HostMemory memory,
     ILogger<ModelGrain> logger) : Grain, IModelGrain
 {
     private Task<EmbeddingModel>? _embedding;
@@ -123,14 +124,18 @@ public sealed class ModelGrain(
         }
     }
 
-    private Task<EmbeddingModel> EmbeddingAsync() => LoadOnceAsync(ref _embedding, folder =>
-    {
-        var model = EmbeddingModel.Load(folder, graphs, encoderOptions, BatchLimits);
-        logger.LogInformation(
-            "Loaded {Model} for embeddings on {Provider} ({Dimensions} dimensions, {Pooling} pooling{Normalize})",
-            folder.Name, model.Provider, model.Dimensions, model.Pooling.Describe(), model.Normalizes ? ", normalised" : string.Empty);
-        return model;
-    });
+    private Task<EmbeddingModel> EmbeddingAsync() => LoadOnceAsync(
+        ref _embedding,
+        folder =>
+        {
+            var model = EmbeddingModel.Load(folder, graphs, encoderOptions, BatchLimits);
+            logger.LogInformation(
+                "Loaded {Model} for embeddings on {Provider} ({Dimensions} dimensions, {Pooling} pooling{Normalize})",
+                folder.Name, model.Provider, model.Dimensions, model.Pooling.Describe(), model.Normalizes ? ", normalised" : string.Empty);
+            return model;
+        },
+        // One short pass, so that the memory measured for the load includes the arena a first pass reserves.
+        model => model.EmbedAsync(model.Tokenize(["warm up"], true), null, hostOptions.EmbedBatch, _ => { }, CancellationToken.None));
 
     private Task<BertScoreModel> BertScoreAsync() => LoadOnceAsync(ref _bertScore, folder =>
     {
@@ -154,14 +159,35 @@ public sealed class ModelGrain(
     /// <paramref name="load"/> on them, off the scheduler; concurrent first callers share it. A failed load is not kept:
     /// the next call tries again (the model may have been installed or repaired since).
     /// </summary>
-    private Task<T> LoadOnceAsync<T>(ref Task<T>? slot, Func<ModelFolder, T> load)
+    /// <remarks>
+    /// The host's memory gives the load its turn (<see cref="HostMemory.BeginLoadAsync"/>): idle models are unloaded
+    /// first when this one does not fit. <paramref name="firstPass"/> runs inside the turn, so that what the load is
+    /// measured to hold includes it.
+    /// </remarks>
+    private Task<T> LoadOnceAsync<T>(ref Task<T>? slot, Func<ModelFolder, T> load, Func<T, Task>? firstPass = null)
+        where T : IDisposable
     {
         if (slot is null || slot.IsFaulted)
         {
             slot = Task.Run(() => EngineErrors.TranslateAsync(async () =>
             {
                 var folder = await sources.ResolveAsync(ModelName);
+                using var turn = await memory.BeginLoadAsync(ModelName, HostMemory.Estimate(folder), CancellationToken.None);
                 var model = load(folder);
+                try
+                {
+                    if (firstPass is not null)
+                    {
+                        await firstPass(model);
+                    }
+                }
+                catch
+                {
+                    model.Dispose();
+                    throw;
+                }
+
+                await turn.CompleteAsync();
                 Interlocked.Increment(ref _loads);
                 models.MarkLoaded(ModelName);
                 return model;
@@ -177,6 +203,14 @@ public sealed class ModelGrain(
         MaxBatchSequences = hostOptions.MaxBatchSequences,
     };
 
+    public Task UnloadAsync()
+    {
+        // Orleans deactivates once no call runs here; calls that arrive meanwhile go to a new activation, which loads again.
+        logger.LogInformation("Unloading {Model} from {Host} to make room for another model", ModelName, hostOptions.HostName);
+        DeactivateOnIdle();
+        return Task.CompletedTask;
+    }
+
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         models.MarkUnloaded(ModelName);
@@ -190,6 +224,8 @@ public sealed class ModelGrain(
             _bertScore.Result.Dispose();
         }
 
+        // Only now is the memory free: a load waiting for it goes on.
+        memory.Unloaded(ModelName);
         return Task.CompletedTask;
     }
 }
