@@ -124,18 +124,14 @@ public sealed class ModelGrain(
         }
     }
 
-    private Task<EmbeddingModel> EmbeddingAsync() => LoadOnceAsync(
-        ref _embedding,
-        folder =>
-        {
-            var model = EmbeddingModel.Load(folder, graphs, encoderOptions, BatchLimits);
-            logger.LogInformation(
-                "Loaded {Model} for embeddings on {Provider} ({Dimensions} dimensions, {Pooling} pooling{Normalize})",
-                folder.Name, model.Provider, model.Dimensions, model.Pooling.Describe(), model.Normalizes ? ", normalised" : string.Empty);
-            return model;
-        },
-        // One short pass, so that the memory measured for the load includes the arena a first pass reserves.
-        model => model.EmbedAsync(model.Tokenize(["warm up"], true), null, hostOptions.EmbedBatch, _ => { }, CancellationToken.None));
+    private Task<EmbeddingModel> EmbeddingAsync() => LoadOnceAsync(ref _embedding, folder =>
+    {
+        var model = EmbeddingModel.Load(folder, graphs, encoderOptions, BatchLimits);
+        logger.LogInformation(
+            "Loaded {Model} for embeddings on {Provider} ({Dimensions} dimensions, {Pooling} pooling{Normalize})",
+            folder.Name, model.Provider, model.Dimensions, model.Pooling.Describe(), model.Normalizes ? ", normalised" : string.Empty);
+        return model;
+    });
 
     private Task<BertScoreModel> BertScoreAsync() => LoadOnceAsync(ref _bertScore, folder =>
     {
@@ -161,10 +157,10 @@ public sealed class ModelGrain(
     /// </summary>
     /// <remarks>
     /// The host's memory gives the load its turn (<see cref="HostMemory.BeginLoadAsync"/>): idle models are unloaded
-    /// first when this one does not fit. <paramref name="firstPass"/> runs inside the turn, so that what the load is
-    /// measured to hold includes it.
+    /// first when this one does not fit. A first pass runs inside the turn (<see cref="FirstPassAsync"/>), so that what
+    /// the load is measured to hold includes it.
     /// </remarks>
-    private Task<T> LoadOnceAsync<T>(ref Task<T>? slot, Func<ModelFolder, T> load, Func<T, Task>? firstPass = null)
+    private Task<T> LoadOnceAsync<T>(ref Task<T>? slot, Func<ModelFolder, T> load)
         where T : IDisposable
     {
         if (slot is null || slot.IsFaulted)
@@ -176,10 +172,7 @@ public sealed class ModelGrain(
                 var model = load(folder);
                 try
                 {
-                    if (firstPass is not null)
-                    {
-                        await firstPass(model);
-                    }
+                    await FirstPassAsync(model);
                 }
                 catch
                 {
@@ -196,6 +189,11 @@ public sealed class ModelGrain(
 
         return slot;
     }
+
+    /// <summary>One short pass of an embedding model, so that the memory measured for its load includes the arena a first pass reserves.</summary>
+    private Task FirstPassAsync(IDisposable model) => model is EmbeddingModel embedding
+        ? embedding.EmbedAsync(embedding.Tokenize(["warm up"], true), null, hostOptions.EmbedBatch, _ => { }, CancellationToken.None)
+        : Task.CompletedTask;
 
     private BatchLimits BatchLimits => new()
     {

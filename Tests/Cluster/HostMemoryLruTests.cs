@@ -119,6 +119,32 @@ public sealed class HostMemoryLruTests : IAsyncLifetime
         Assert.Equal(["m/kept"], Resident());
     }
 
+    [Fact]
+    public async Task An_unloaded_real_model_is_forgotten_by_routing_and_info_and_loads_again_with_the_same_vectors()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var silo = _cluster.Silos[0];
+        var hostName = silo.ServiceProvider.GetRequiredService<GpuHostOptions>().HostName;
+        var host = _cluster.Client.GetGrain<IGpuHostGrain>(hostName);
+        const string model = "all-MiniLM-L6-v2";
+        var before = await host.EmbedAsync(new EmbedWork(model, ["loaded, then unloaded"]), ct);
+        var canonical = Assert.Single(Resident());
+        Assert.NotNull((await host.GetLoadAsync()).Model(model));
+
+        // Another load that needs all but 50 MiB of the budget: MiniLM (at least its 87 MiB of weights) must go.
+        await LoadAsync("m/large", 250, ct);
+        Assert.Equal(["m/large"], Resident());
+        Assert.Null((await host.GetLoadAsync()).Model(model));
+        Assert.Empty((await host.GetInfoAsync()).LoadedModels);
+        Assert.Empty(silo.ServiceProvider.GetRequiredService<HostModels>().Loaded);
+
+        var after = await host.EmbedAsync(new EmbedWork(model, ["loaded, then unloaded"]), ct);
+        Assert.Equal(before.Vectors, after.Vectors);
+        Assert.Equal([canonical], Resident());
+        Assert.Equal(2, Memory.Loads[canonical]);
+        Assert.True(Memory.Evictions >= 2);
+    }
+
     /// <summary>A load of <paramref name="mib"/> MiB through the host's memory, as a model grain's load takes its turn.</summary>
     private async Task LoadAsync(string model, long mib, CancellationToken ct)
     {
