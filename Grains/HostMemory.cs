@@ -20,6 +20,9 @@ public sealed class HostMemory : IDisposable
     /// <summary>How long an unloaded model may take to release its sessions before the load stops waiting for it.</summary>
     private static readonly TimeSpan UnloadTimeout = TimeSpan.FromSeconds(30);
 
+    /// <summary>How long a reading of the GPU's used memory may take before the load goes on without it.</summary>
+    private static readonly TimeSpan MeasureTimeout = TimeSpan.FromSeconds(2);
+
     private readonly GpuHostOptions _options;
     private readonly HostHardware _hardware;
     private readonly EncoderOptions _encoder;
@@ -33,6 +36,7 @@ public sealed class HostMemory : IDisposable
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long? _budget;
     private long _evictions;
+    private bool _unknownLogged;
 
     public HostMemory(GpuHostOptions options, HostHardware hardware, EncoderOptions encoder, IGrainFactory grains, ILogger<HostMemory> logger)
     {
@@ -47,8 +51,12 @@ public sealed class HostMemory : IDisposable
 
     public string Host => _options.HostName;
 
-    /// <summary>The budget in bytes, once known (on CUDA, after the first hardware probe); <see cref="long.MaxValue"/> when it cannot be known.</summary>
-    public long Budget => _budget ?? ResolveBudget(final: false) ?? long.MaxValue;
+    /// <summary>
+    /// The budget in bytes, once known; <see cref="long.MaxValue"/> (none) while it is not: on an <c>auto</c> or CUDA
+    /// device until the first hardware probe has answered (never waited for: a hung nvidia-smi holds up no load), or
+    /// when the GPU's memory cannot be read.
+    /// </summary>
+    public long Budget => _budget ?? (Probed ? ResolveBudget() : null) ?? long.MaxValue;
 
     /// <summary>What the loaded models hold now, in bytes.</summary>
     public long Used
@@ -99,7 +107,7 @@ public sealed class HostMemory : IDisposable
     /// </summary>
     public async Task<LoadTicket> BeginLoadAsync(string model, long bytes, CancellationToken cancellationToken)
     {
-        var budget = await BudgetAsync();
+        var budget = Budget;
         if (bytes > budget)
         {
             throw new InvalidWorkException(
@@ -145,6 +153,7 @@ public sealed class HostMemory : IDisposable
     /// <summary>The budget, what is held, and per loaded model its memory, last use and work in flight: what <c>/info</c> shows.</summary>
     public HostMemoryInfo Describe()
     {
+        var budget = Budget;
         lock (_lock)
         {
             var models = _entries.Values
@@ -152,7 +161,7 @@ public sealed class HostMemory : IDisposable
                 .OrderBy(e => e.Name, StringComparer.Ordinal)
                 .Select(e => new ModelMemoryInfo(e.Name, e.Held, e.Weights, e.LastUsed, e.InFlight, _loadCounts.GetValueOrDefault(e.Name)))
                 .ToList();
-            return new HostMemoryInfo(Budget, models.Sum(m => m.Bytes), Evictions, models);
+            return new HostMemoryInfo(budget, models.Sum(m => m.Bytes), Evictions, models);
         }
     }
 
@@ -241,23 +250,10 @@ public sealed class HostMemory : IDisposable
         }
     }
 
-    /// <summary>The budget, resolved once the device's memory is known (on CUDA, after the first probe of the GPU, waited for a while).</summary>
-    private async Task<long> BudgetAsync()
-    {
-        if (_budget is { } known)
-        {
-            return known;
-        }
+    /// <summary>Whether the device is known: the CPU by setting, or a probe of the GPUs has answered.</summary>
+    private bool Probed => _encoder.Device.Kind == ExecutionDeviceKind.Cpu || _hardware.FirstProbe.IsCompleted;
 
-        if (_setting?.Bytes is null && _hardware.Snapshot.Expected(_encoder.Device) != "cpu")
-        {
-            await _hardware.FirstProbe.WaitAsync(_options.HardwareProbeTimeout * 2).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        }
-
-        return ResolveBudget(final: true) ?? long.MaxValue;
-    }
-
-    private long? ResolveBudget(bool final)
+    private long? ResolveBudget()
     {
         var snapshot = _hardware.Snapshot;
         var device = snapshot.Expected(_encoder.Device);
@@ -277,16 +273,18 @@ public sealed class HostMemory : IDisposable
         }
 
         var budget = (_setting ?? new MemoryBudget(null, share)).Resolve(deviceBytes);
-        if (budget is not null || final)
+        lock (_lock)
         {
-            _budget = budget;
-            if (budget is null)
+            if (budget is { } known && _budget is null)
             {
-                _logger.LogWarning("The memory of {Device} on {Host} is unknown (nvidia-smi did not answer): models load without a memory budget", device, Host);
+                _budget = known;
+                _logger.LogInformation("Memory budget of {Host}: {Budget} ({Device})", Host, MemoryBudget.Describe(known), device);
             }
-            else
+            else if (budget is null && !_unknownLogged)
             {
-                _logger.LogInformation("Memory budget of {Host}: {Budget} ({Device})", Host, MemoryBudget.Describe(budget.Value), device);
+                // Not kept: a later probe may read the device's memory.
+                _unknownLogged = true;
+                _logger.LogWarning("The memory of {Device} on {Host} is unknown (nvidia-smi did not answer): models load without a memory budget", device, Host);
             }
         }
 
@@ -307,7 +305,9 @@ public sealed class HostMemory : IDisposable
             return Environment.WorkingSet;
         }
 
-        return await _hardware.ReadUsedBytesAsync(_encoder.Device.DeviceId, CancellationToken.None);
+        // Bounded tighter than the background probe: a load waits for this twice.
+        using var timeout = new CancellationTokenSource(MeasureTimeout);
+        return await _hardware.ReadUsedBytesAsync(_encoder.Device.DeviceId, timeout.Token);
     }
 
     private Entry EntryOf(string model)
