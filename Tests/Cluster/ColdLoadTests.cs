@@ -78,15 +78,15 @@ public sealed class ColdLoadTests(GpuClusterFixture fixture) : IClassFixture<Gpu
 
 /// <summary>
 /// The same workload on hosts whose memory holds about three MiniLMs (600 MiB; a MiniLM load holds about 190 MB on the
-/// CPU), so that a host cannot keep all four models: routing that ignores where models are loads each on every host
-/// and unloads and loads again as the budget runs out; warm routing keeps each model where it is. (How many reloads
+/// CPU), so that a host may not keep all four models: routing that ignores where models are loads each on every host,
+/// and again after an unload when the budget runs out; warm routing keeps each model where it is. (How many reloads
 /// round-robin causes varies: on the CPU, memory freed by an unload is often reused by the next load without the
 /// working set growing, so that load counts only its weights and more fit than the first measurements suggest.)
 /// </summary>
 public sealed class ColdLoadUnderBudgetTests(ColdLoadUnderBudgetTests.Budgeted fixture) : IClassFixture<ColdLoadUnderBudgetTests.Budgeted>
 {
     [Fact]
-    public async Task Under_a_memory_budget_round_robin_keeps_reloading_models_and_warm_routing_does_not()
+    public async Task Under_a_memory_budget_warm_routing_loads_each_model_on_one_host_where_round_robin_loads_each_on_every_host_and_more()
     {
         var ct = TestContext.Current.CancellationToken;
         var roundRobin = await ColdLoadTests.RunAsync(fixture, "acme/budget-round-robin", new RoutingOptions { Strategy = RoutingStrategy.RoundRobin }, ct);
