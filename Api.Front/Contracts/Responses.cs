@@ -27,7 +27,8 @@ public sealed record HostInfoResponse(
     IReadOnlyList<LoadedModelResponse> Models,
     string Version);
 
-public sealed record LoadedModelResponse(string Name, string Provider, bool Embedding, bool Bertscore, int? Dimensions, int? Layers);
+/// <summary>A model loaded on a host; <see cref="Precisions"/> are those it is loaded in (<c>fp32</c>, <c>fp16</c>: each its own sessions).</summary>
+public sealed record LoadedModelResponse(string Name, string Provider, bool Embedding, bool Bertscore, int? Dimensions, int? Layers, IReadOnlyList<string> Precisions);
 
 /// <summary><c>GET /status</c>: the seed's queue and jobs over all hosts, the routing strategy, and each host's own.</summary>
 public sealed record StatusResponse(QueueResponse Queue, IReadOnlyList<JobResponse> ActiveJobs, string Routing, IReadOnlyList<HostStatusResponse> Hosts);

@@ -60,7 +60,7 @@ public static class SeedEndpoints
                 i.VramUsedMb,
                 i.CudaVersion,
                 [.. i.LoadedModels.Select(m => m.Name)],
-                [.. i.LoadedModels.Select(m => new LoadedModelResponse(m.Name, m.Provider, m.Embedding, m.BertScore, m.Dimensions, m.Layers))],
+                [.. i.LoadedModels.Select(m => new LoadedModelResponse(m.Name, m.Provider, m.Embedding, m.BertScore, m.Dimensions, m.Layers, m.LoadedPrecisions ?? [Precisions.Fp32]))],
                 i.Version))]));
     }
 
