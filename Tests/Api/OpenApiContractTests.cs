@@ -26,6 +26,7 @@ public sealed class OpenApiContractTests(FrontFixture fixture)
             {
                 var body = operation["requestBody"]?["content"]?["application/json"];
                 Assert.NotNull(body?["schema"]?["properties"]);
+                Assert.NotNull(body?["schema"]?["properties"]?["precision"]);
                 Assert.NotNull(body?["example"]);
                 Assert.NotNull(operation["responses"]?["400"]);
                 Assert.NotNull(operation["responses"]?["200"]?["content"]?["application/json"]?["example"]);
