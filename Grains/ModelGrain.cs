@@ -176,6 +176,9 @@ public sealed class ModelGrain(
         }
     }
 
+    private EncoderOptions EncoderOptionsFor(GraphPrecision precision) =>
+        precision == GraphPrecision.Fp16 ? encoderOptions with { Float16Graph = true } : encoderOptions;
+
     private static string Label(GraphPrecision precision) => precision == GraphPrecision.Fp16 ? Precisions.Fp16 : Precisions.Fp32;
 
     private Task<EmbeddingModel> EmbeddingAsync() => EmbeddingAsync(ref _embedding, GraphPrecision.Fp32);
@@ -188,7 +191,7 @@ public sealed class ModelGrain(
 
     private Task<EmbeddingModel> EmbeddingAsync(ref Task<EmbeddingModel>? slot, GraphPrecision precision) => LoadOnceAsync(ref slot, folder =>
     {
-        var model = EmbeddingModel.Load(folder, graphs.WithPrecision(precision), encoderOptions, BatchLimits);
+        var model = EmbeddingModel.Load(folder, graphs.WithPrecision(precision), EncoderOptionsFor(precision), BatchLimits);
         logger.LogInformation(
             "Loaded {Model} for embeddings on {Provider} in {Precision} ({Dimensions} dimensions, {Pooling} pooling{Normalize})",
             folder.Name, model.Provider, Label(precision), model.Dimensions, model.Pooling.Describe(), model.Normalizes ? ", normalised" : string.Empty);
@@ -197,7 +200,7 @@ public sealed class ModelGrain(
 
     private Task<BertScoreModel> BertScoreAsync(ref Task<BertScoreModel>? slot, GraphPrecision precision) => LoadOnceAsync(ref slot, folder =>
     {
-        var model = new BertScoreModel(folder, graphs.WithPrecision(precision), encoderOptions, BatchLimits);
+        var model = new BertScoreModel(folder, graphs.WithPrecision(precision), EncoderOptionsFor(precision), BatchLimits);
         try
         {
             // The default layer's graph is opened now (built first when the model has no export and the cache lacks it).
