@@ -61,15 +61,16 @@ internal static class PrecisionError
 
             float[] fp32, fp16;
             string provider;
+            double fp32Seconds, fp16Seconds;
             var embedOptions = new EmbedOptions { BatchSize = 64 };
             using (var model = EmbeddingModel.Load(fp32Folder, graphs, encoderOptions))
             {
-                fp32 = model.Embed(texts, embedOptions);
+                (fp32, fp32Seconds) = Timed(model, texts, embedOptions);
             }
 
             using (var model = EmbeddingModel.Load(fp16Folder, graphs, encoderOptions))
             {
-                fp16 = model.Embed(texts, embedOptions);
+                (fp16, fp16Seconds) = Timed(model, texts, embedOptions);
                 provider = model.Provider;
             }
 
@@ -97,7 +98,7 @@ internal static class PrecisionError
             passed &= withinGoals && (device.Kind != ExecutionDeviceKind.Cuda || onCuda);
             var verdict = (withinGoals ? "within goals" : "OUTSIDE GOALS") + (onCuda ? "" : " (CPU stand-in)");
             lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"| {folder.Name} | {variant} packed | {provider} | {texts.Length} | {cosine:F6} | {delta:0.00e+0} | {oracleDelta32:0.00e+0} / {oracleDelta16:0.00e+0} | {Format(f1Delta)} | {verdict} |"));
+                $"| {folder.Name} | {variant} packed | {provider} | {texts.Length} | {cosine:F6} | {delta:0.00e+0} | {oracleDelta32:0.00e+0} / {oracleDelta16:0.00e+0} | {Format(f1Delta)} | {fp32Seconds:F2} / {fp16Seconds:F2} | {verdict} |"));
             rows.Add(new
             {
                 variant = graphVariant.ToString().ToLowerInvariant(),
@@ -111,12 +112,14 @@ internal static class PrecisionError
                 fp16_vs_oracle_max_abs_diff = oracleDelta16,
                 bertscore_f1_fp16_vs_fp32_max_abs_diff = f1Delta,
                 bertscore_f1_fp16_vs_oracle_max_abs_diff = f1Oracle16,
+                embed_seconds_fp32 = fp32Seconds,
+                embed_seconds_fp16 = fp16Seconds,
                 within_goals = withinGoals,
                 stand_in = !onCuda,
             });
         }
 
-        Report.Table("| model | graph | provider | texts | fp16 vs fp32: min cosine | max abs diff | vs oracle (fp32 / fp16) | BERTScore F1 max abs diff | verdict |", lines);
+        Report.Table("| model | graph | provider | texts | fp16 vs fp32: min cosine | max abs diff | vs oracle (fp32 / fp16) | BERTScore F1 max abs diff | embed s (fp32 / fp16) | verdict |", lines);
         Report.Save(options, new
         {
             scenario = "precision",
@@ -129,6 +132,15 @@ internal static class PrecisionError
             at = DateTimeOffset.UtcNow,
         });
         return passed ? 0 : 1;
+    }
+
+    /// <summary>The texts' embeddings and the wall seconds they took, after a warm-up pass of one batch (the session's first run pays for its set-up).</summary>
+    private static (float[] Result, double Seconds) Timed(EmbeddingModel model, string[] texts, EmbedOptions options)
+    {
+        model.Embed(texts[..Math.Min(options.BatchSize, texts.Length)], options);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var result = model.Embed(texts, options);
+        return (result, clock.Elapsed.TotalSeconds);
     }
 
     private static string Format(double? value) => value is { } v ? v.ToString("0.00e+0", CultureInfo.InvariantCulture) : "–";

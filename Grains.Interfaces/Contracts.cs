@@ -21,20 +21,39 @@ public sealed record RequestPart(
     [property: Id(2)] int Count,
     [property: Id(3)] int RequestItems);
 
+/// <summary>
+/// The precisions a model computes in: <see cref="Fp32"/> (the default; the numbers the oracles check) and
+/// <see cref="Fp16"/> (float16 weights and products, LayerNorm and softmax in float32; on CUDA). A request that names
+/// none gets the host's default for the model (<c>GPU_PRECISION</c>); every answer says which precision it used.
+/// </summary>
+public static class Precisions
+{
+    public const string Fp32 = "fp32";
+
+    public const string Fp16 = "fp16";
+
+    public static IReadOnlyList<string> All { get; } = [Fp32, Fp16];
+
+    public static bool IsKnown(string? value) => value is Fp32 or Fp16;
+}
+
 /// <param name="Normalize">L2-normalise: true or false as asked; null as the model's own modules say (sentence-transformers' Normalize).</param>
+/// <param name="Precision">fp32 or fp16 as asked (<see cref="Precisions"/>); null for the host's default for the model.</param>
 [GenerateSerializer, Immutable, Alias("OrleansGpu.EmbedWork")]
 public sealed record EmbedWork(
     [property: Id(0)] string Model,
     [property: Id(1)] IReadOnlyList<string> Texts,
     [property: Id(2)] bool? Normalize = null,
     [property: Id(3)] bool Truncate = true,
-    [property: Id(4)] RequestPart? Part = null);
+    [property: Id(4)] RequestPart? Part = null,
+    [property: Id(5)] string? Precision = null);
 
 /// <summary>
 /// Embeddings as one contiguous little-endian float32 buffer (<c>Count × Dimensions</c>, row-major): the Orleans
 /// codec copies a byte array in one go, where a float array would cost a tagged field per element.
 /// <see cref="Tokens"/> is what the model's tokenizer made of the texts (special tokens included, after truncation):
-/// the tokens the model read, which OpenAI's <c>usage.prompt_tokens</c> reports.
+/// the tokens the model read, which OpenAI's <c>usage.prompt_tokens</c> reports. <see cref="ComputePrecision"/> is the precision
+/// the vectors were computed in (fp16 asked on a host that cannot run it is answered in fp32, and says so).
 /// </summary>
 [GenerateSerializer, Immutable, Alias("OrleansGpu.EmbeddingBatch")]
 public sealed record EmbeddingBatch(
@@ -43,7 +62,8 @@ public sealed record EmbeddingBatch(
     [property: Id(2)] int Dimensions,
     [property: Id(3)] byte[] Vectors,
     [property: Id(4)] string Host,
-    [property: Id(5)] long Tokens = 0)
+    [property: Id(5)] long Tokens = 0,
+    [property: Id(6)] string ComputePrecision = Precisions.Fp32)
 {
     public ReadOnlySpan<float> Floats => MemoryMarshal.Cast<byte, float>(Vectors);
 
@@ -63,7 +83,8 @@ public sealed record BertScoreWork(
     [property: Id(6)] string Lang = "en",
     [property: Id(7)] BaselineValues? Baseline = null,
     [property: Id(8)] IdfTable? IdfWeights = null,
-    [property: Id(9)] RequestPart? Part = null)
+    [property: Id(9)] RequestPart? Part = null,
+    [property: Id(10)] string? Precision = null)
 {
     /// <summary>
     /// Pairs per matching chunk (bert_score's <c>batch_size</c>). A score depends on the other pairs of its chunk
@@ -88,7 +109,8 @@ public sealed record IdfTable(
 [GenerateSerializer, Immutable, Alias("OrleansGpu.IdfWork")]
 public sealed record IdfWork(
     [property: Id(0)] string Model,
-    [property: Id(1)] IReadOnlyList<IReadOnlyList<string>> References);
+    [property: Id(1)] IReadOnlyList<IReadOnlyList<string>> References,
+    [property: Id(2)] string? Precision = null);
 
 [GenerateSerializer, Immutable, Alias("OrleansGpu.BaselineValues")]
 public sealed record BaselineValues([property: Id(0)] float Precision, [property: Id(1)] float Recall, [property: Id(2)] float F1);
@@ -101,7 +123,8 @@ public sealed record BertScoreScores(
     [property: Id(3)] float[] F1,
     [property: Id(4)] int NumLayers,
     [property: Id(5)] string Hash,
-    [property: Id(6)] string Host);
+    [property: Id(6)] string Host,
+    [property: Id(7)] string ComputePrecision = Precisions.Fp32);
 
 /// <summary>
 /// What a host reports to the fronts about itself, read about once a second by each: its queue, whether it takes new
@@ -220,7 +243,8 @@ public sealed record ModelDescription(
     [property: Id(3)] bool BertScore,
     [property: Id(4)] int? Dimensions,
     [property: Id(5)] int? Layers,
-    [property: Id(6)] int Loads);
+    [property: Id(6)] int Loads,
+    [property: Id(7)] IReadOnlyList<string>? LoadedPrecisions = null);
 
 [GenerateSerializer, Immutable, Alias("OrleansGpu.HostStatus")]
 public sealed record HostStatus(
@@ -244,8 +268,9 @@ public sealed record JobStatus(
     [property: Id(8)] long? BytesTotal = null,
     [property: Id(9)] RequestPart? Part = null);
 
+/// <param name="Precision">The precision to load (<see cref="Precisions"/>); null for the host's default for the model.</param>
 [GenerateSerializer, Immutable, Alias("OrleansGpu.WarmRequest")]
-public sealed record WarmRequest([property: Id(0)] string Model, [property: Id(1)] ModelUse Use);
+public sealed record WarmRequest([property: Id(0)] string Model, [property: Id(1)] ModelUse Use, [property: Id(2)] string? Precision = null);
 
 [GenerateSerializer, Immutable, Alias("OrleansGpu.ModelProblem")]
 public sealed record ModelProblem([property: Id(0)] string Model, [property: Id(1)] string Reason);

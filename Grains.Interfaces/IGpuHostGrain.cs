@@ -39,7 +39,8 @@ public interface IGpuHostGrain : IGrainWithStringKey
 /// </summary>
 public interface IModelGrain : IGrainWithStringKey
 {
-    Task<ModelDescription> LoadAsync(ModelUse use);
+    /// <summary>Loads the model for <paramref name="use"/> in <paramref name="precision"/> (fp32 or fp16; null: the host's default for it).</summary>
+    Task<ModelDescription> LoadAsync(ModelUse use, string? precision = null);
 
     Task<EmbeddingBatch> EmbedAsync(EmbedWork work, string jobId, CancellationToken cancellationToken = default);
 

@@ -26,7 +26,7 @@ public sealed class GpuHostGrain(
 
     public async Task<EmbeddingBatch> EmbedAsync(EmbedWork work, CancellationToken cancellationToken)
     {
-        using var model = await ReadyAsync(work.Model, ModelUse.Embedding, cancellationToken);
+        using var model = await ReadyAsync(work.Model, ModelUse.Embedding, work.Precision, cancellationToken);
         using var lease = await jobs.AdmitAsync("embed", work.Model, work.Texts.Count, WorkSize.Tokens(work.Texts), work.Part, cancellationToken);
         return await model.Grain.EmbedAsync(work, lease.JobId, cancellationToken);
     }
@@ -34,14 +34,14 @@ public sealed class GpuHostGrain(
     public async Task<BertScoreScores> BertScoreAsync(BertScoreWork work, CancellationToken cancellationToken)
     {
         var tokens = WorkSize.Tokens(work.Candidates) + work.References.Sum(WorkSize.Tokens);
-        using var model = await ReadyAsync(work.Model, ModelUse.BertScore, cancellationToken);
+        using var model = await ReadyAsync(work.Model, ModelUse.BertScore, work.Precision, cancellationToken);
         using var lease = await jobs.AdmitAsync("bertscore", work.Model, work.Candidates.Count, tokens, work.Part, cancellationToken);
         return await model.Grain.BertScoreAsync(work, lease.JobId, cancellationToken);
     }
 
     public async Task<IdfTable> BertScoreIdfAsync(IdfWork work, CancellationToken cancellationToken)
     {
-        using var model = await ReadyAsync(work.Model, ModelUse.BertScore, cancellationToken);
+        using var model = await ReadyAsync(work.Model, ModelUse.BertScore, work.Precision, cancellationToken);
         return await model.Grain.BertScoreIdfAsync(work, cancellationToken);
     }
 
@@ -90,7 +90,7 @@ public sealed class GpuHostGrain(
         {
             try
             {
-                using var ready = await ReadyAsync(request.Model, request.Use, CancellationToken.None);
+                using var ready = await ReadyAsync(request.Model, request.Use, request.Precision, CancellationToken.None);
             }
             catch (Exception ex)
             {
@@ -102,17 +102,18 @@ public sealed class GpuHostGrain(
     }
 
     /// <summary>
-    /// The model grain of the requested model, loaded for <paramref name="use"/> (downloaded first when it must be), and
-    /// marked in use until the result is disposed: the host's memory unloads no model with work in flight.
+    /// The model grain of the requested model, loaded for <paramref name="use"/> in <paramref name="precision"/> (downloaded
+    /// first when it must be), and marked in use until the result is disposed: the host's memory unloads no model with
+    /// work in flight.
     /// </summary>
-    private async Task<ReadyModel> ReadyAsync(string requested, ModelUse use, CancellationToken cancellationToken)
+    private async Task<ReadyModel> ReadyAsync(string requested, ModelUse use, string? precision, CancellationToken cancellationToken)
     {
         var canonical = await models.CanonicalAsync(requested, cancellationToken);
         var inUse = memory.Use(canonical);
         try
         {
             var grain = grains.GetGrain<IModelGrain>(Key(canonical));
-            await models.TrackLoadAsync(canonical, use, () => grain.LoadAsync(use));
+            await models.TrackLoadAsync(canonical, use, () => grain.LoadAsync(use, precision));
             return new ReadyModel(grain, inUse);
         }
         catch

@@ -35,6 +35,8 @@ public sealed class GpuHostOptions
         new("GPU_METRICS_PORT", nameof(MetricsPort)),
         new("GPU_DRAIN_TIMEOUT", nameof(DrainTimeout)),
         new("GPU_MEMORY_BUDGET", nameof(MemoryBudget)),
+        new("GPU_PRECISION", nameof(Precision)),
+        new("GPU_FP16_ON_CPU", nameof(Fp16OnCpu)),
     ];
 
     /// <summary>This host's name: the silo name and the key of its host grain (<c>GPU_HOST_NAME</c>, default the machine name).</summary>
@@ -111,6 +113,18 @@ public sealed class GpuHostOptions
     /// (the front tries another host, then answers 503 with Retry-After).
     /// </summary>
     public TimeSpan MemoryWait { get; set; } = TimeSpan.FromSeconds(30);
+    /// The precision of requests that name none (<c>GPU_PRECISION</c>): <c>fp32</c> (the default) or <c>fp16</c> for every
+    /// model, or per model, <c>all-MiniLM-L6-v2=fp16,roberta-large=fp32</c>, with an optional bare value for the rest
+    /// (<c>fp16,microsoft/deberta-xlarge-mnli=fp32</c>). See <see cref="PrecisionSetting"/>.
+    /// </summary>
+    public string Precision { get; set; } = Precisions.Fp32;
+
+    /// <summary>
+    /// Run fp16 requests on a CPU host with the fp16 graph (<c>GPU_FP16_ON_CPU</c>, default false: they are answered in
+    /// fp32 and say so). ONNX Runtime's CPU provider computes such a graph in float32 between float16-rounded values:
+    /// slower than fp32 and no closer to CUDA's arithmetic; for checking the fp16 path on a machine without a GPU.
+    /// </summary>
+    public bool Fp16OnCpu { get; set; }
 
     /// <summary>How often the device's name and memory are read (<c>nvidia-smi</c>), off the grains' turns.</summary>
     public TimeSpan HardwareProbeInterval { get; set; } = TimeSpan.FromSeconds(10);
@@ -170,7 +184,8 @@ public sealed class GpuHostOptionsValidator : IValidateOptions<GpuHostOptions>
         o.MemoryWait < TimeSpan.Zero ? $"{Name(nameof(o.MemoryWait))} must not be negative; got {o.MemoryWait}." : null,
         o.HardwareProbeInterval <= TimeSpan.Zero ? $"{Name(nameof(o.HardwareProbeInterval))} must be positive; got {o.HardwareProbeInterval}." : null,
         o.HardwareProbeTimeout <= TimeSpan.Zero ? $"{Name(nameof(o.HardwareProbeTimeout))} must be positive; got {o.HardwareProbeTimeout}." : null,
-        ModelSourceOptions.EndpointError(o.Sources.HubEndpoint));
+        ModelSourceOptions.EndpointError(o.Sources.HubEndpoint),
+        PrecisionSetting.Error(o.Precision) is { } precision ? $"{Name(nameof(o.Precision))}: {precision}" : null);
 
     private static string Name(string property) => Settings.Name(GpuHostOptions.Section, property, GpuHostOptions.Aliases);
 

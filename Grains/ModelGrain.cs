@@ -13,7 +13,9 @@ namespace OrleansGpu.Grains;
 /// One model on one host. Loads on first use, once (concurrent first callers share the load), from the models
 /// folder, the Hugging Face cache, or the hub (downloaded first), through its ONNX export or a graph built from its
 /// checkpoint (<see cref="ModelGraphs"/>); keeps the ONNX Runtime sessions for as long as the grain lives, and runs
-/// the work off the Orleans scheduler. A model that fails to load keeps no activation.
+/// the work off the Orleans scheduler. A model that fails to load keeps no activation. fp32 and fp16 are loaded
+/// apart (their own graphs, cached under their own keys, and sessions), each on first use in that precision
+/// (<see cref="HostPrecision"/> decides which precision a request gets here).
 /// </summary>
 [Reentrant]
 [SiloKeyedPlacement]
@@ -25,23 +27,27 @@ public sealed class ModelGrain(
     GpuHostOptions hostOptions,
     HostJobs jobs,
     HostMemory memory,
-    ILogger<ModelGrain> logger) : Grain, IModelGrain
+    ILogger<ModelGrain> logger,
+    HostPrecision precisions) : Grain, IModelGrain
 {
     private Task<EmbeddingModel>? _embedding;
     private Task<BertScoreModel>? _bertScore;
+    private Task<EmbeddingModel>? _embeddingFp16;
+    private Task<BertScoreModel>? _bertScoreFp16;
+    private bool _fp16Unavailable;
     private int _loads;
 
     private string ModelName => this.GetPrimaryKeyString()[(this.GetPrimaryKeyString().IndexOf('/') + 1)..];
 
-    public async Task<ModelDescription> LoadAsync(ModelUse use)
+    public async Task<ModelDescription> LoadAsync(ModelUse use, string? precision = null)
     {
         if (use == ModelUse.Embedding)
         {
-            await ReadyAsync(EmbeddingAsync);
+            await EmbeddingInAsync(precision);
         }
         else
         {
-            await ReadyAsync(BertScoreAsync);
+            await BertScoreInAsync(precision);
         }
 
         return (await DescribeAsync())!;
@@ -49,7 +55,7 @@ public sealed class ModelGrain(
 
     public async Task<EmbeddingBatch> EmbedAsync(EmbedWork work, string jobId, CancellationToken cancellationToken)
     {
-        var model = await ReadyAsync(EmbeddingAsync);
+        var (model, precision) = await EmbeddingInAsync(work.Precision);
         var sequences = await Task.Run(() => EngineErrors.Translate(() => model.Tokenize(work.Texts, work.Truncate)), cancellationToken);
         var vectors = await model.EmbedAsync(
             sequences,
@@ -58,12 +64,12 @@ public sealed class ModelGrain(
             p => jobs.ReportProgress(jobId, p.Done, p.Total, p.Batch, p.Batches),
             cancellationToken);
         var tokens = sequences.Sum(s => (long)s.Length);
-        return new EmbeddingBatch(work.Model, work.Texts.Count, model.Dimensions, EmbeddingBatch.Pack(vectors), hostOptions.HostName, tokens);
+        return new EmbeddingBatch(work.Model, work.Texts.Count, model.Dimensions, EmbeddingBatch.Pack(vectors), hostOptions.HostName, tokens, Label(precision));
     }
 
     public async Task<BertScoreScores> BertScoreAsync(BertScoreWork work, string jobId, CancellationToken cancellationToken)
     {
-        var model = await ReadyAsync(BertScoreAsync);
+        var (model, precision) = await BertScoreInAsync(work.Precision);
         var request = new BertScoreRequest
         {
             Candidates = work.Candidates,
@@ -83,12 +89,13 @@ public sealed class ModelGrain(
                 p => jobs.ReportProgress(jobId, p.Done, p.Total, p.Batch, p.Batches),
                 cancellationToken)),
             cancellationToken);
-        return new BertScoreScores(work.Model, result.Precision, result.Recall, result.F1, result.NumLayers, result.Hash, hostOptions.HostName);
+        return new BertScoreScores(work.Model, result.Precision, result.Recall, result.F1, result.NumLayers, result.Hash, hostOptions.HostName, Label(precision));
     }
 
     public async Task<IdfTable> BertScoreIdfAsync(IdfWork work, CancellationToken cancellationToken)
     {
-        var model = await ReadyAsync(BertScoreAsync);
+        // idf depends on the tokenizer only; the model of the request's precision is the one loaded (or about to be).
+        var (model, _) = await BertScoreInAsync(work.Precision);
         var weights = await Task.Run(() => EngineErrors.Translate(() => model.InverseDocumentFrequency(work.References)), cancellationToken);
         var listed = weights.Listed;
         return new IdfTable([.. listed.Keys], [.. listed.Values], weights.Unlisted);
@@ -96,19 +103,34 @@ public sealed class ModelGrain(
 
     public Task<ModelDescription?> DescribeAsync()
     {
-        var embedding = _embedding is { IsCompletedSuccessfully: true } e ? e.Result : null;
-        var bertScore = _bertScore is { IsCompletedSuccessfully: true } b ? b.Result : null;
+        var embedding = Loaded(_embedding) ?? Loaded(_embeddingFp16);
+        var bertScore = Loaded(_bertScore) ?? Loaded(_bertScoreFp16);
         if (embedding is null && bertScore is null)
         {
             return Task.FromResult<ModelDescription?>(null);
         }
 
         var provider = embedding?.Provider ?? bertScore?.Warm() ?? "CPU";
+        List<string> precisions = [];
+        if (Loaded(_embedding) is not null || Loaded(_bertScore) is not null)
+        {
+            precisions.Add(Precisions.Fp32);
+        }
+
+        if (Loaded(_embeddingFp16) is not null || Loaded(_bertScoreFp16) is not null)
+        {
+            precisions.Add(Precisions.Fp16);
+        }
+
         return Task.FromResult<ModelDescription?>(new ModelDescription(
-            ModelName, provider, embedding is not null, bertScore is not null, embedding?.Dimensions, bertScore?.TotalLayers, _loads));
+            ModelName, provider, embedding is not null, bertScore is not null, embedding?.Dimensions, bertScore?.TotalLayers, _loads, precisions));
     }
 
-    private bool IsLoaded => _embedding is { IsCompletedSuccessfully: true } || _bertScore is { IsCompletedSuccessfully: true };
+    private static T? Loaded<T>(Task<T>? slot)
+        where T : class => slot is { IsCompletedSuccessfully: true } ? slot.Result : null;
+
+    private bool IsLoaded => _embedding is { IsCompletedSuccessfully: true } || _bertScore is { IsCompletedSuccessfully: true }
+        || _embeddingFp16 is { IsCompletedSuccessfully: true } || _bertScoreFp16 is { IsCompletedSuccessfully: true };
 
     /// <summary>Waits for a load; when it fails and nothing else is loaded, the activation goes (it holds nothing worth keeping).</summary>
     private async Task<T> ReadyAsync<T>(Func<Task<T>> load)
@@ -117,30 +139,76 @@ public sealed class ModelGrain(
         {
             return await load();
         }
-        catch when (!IsLoaded)
+        catch (Exception ex) when (!IsLoaded && ex is not PrecisionUnavailableException)
         {
             DeactivateOnIdle();
             throw;
         }
     }
 
-    private Task<EmbeddingModel> EmbeddingAsync() => LoadOnceAsync(ref _embedding, folder =>
+    /// <summary>The embedding model in the precision a request asking for <paramref name="requested"/> gets here, with that precision.</summary>
+    private async Task<(EmbeddingModel Model, GraphPrecision Precision)> EmbeddingInAsync(string? requested) =>
+        await ServedPrecisionAsync(requested) == GraphPrecision.Fp16 && await Fp16Async(EmbeddingFp16Async) is { } fp16
+            ? (fp16, GraphPrecision.Fp16)
+            : (await ReadyAsync(EmbeddingAsync), GraphPrecision.Fp32);
+
+    /// <summary>The BERTScore model in the precision a request asking for <paramref name="requested"/> gets here, with that precision.</summary>
+    private async Task<(BertScoreModel Model, GraphPrecision Precision)> BertScoreInAsync(string? requested) =>
+        await ServedPrecisionAsync(requested) == GraphPrecision.Fp16 && await Fp16Async(BertScoreFp16Async) is { } fp16
+            ? (fp16, GraphPrecision.Fp16)
+            : (await ReadyAsync(BertScoreAsync), GraphPrecision.Fp32);
+
+    private async Task<GraphPrecision> ServedPrecisionAsync(string? requested) =>
+        _fp16Unavailable ? GraphPrecision.Fp32 : await precisions.GraphPrecisionAsync(ModelName, precisions.Wanted(ModelName, requested));
+
+    /// <summary>The fp16 load, or null when the model cannot be had in fp16 here (an export the builder cannot convert): then fp32 serves, from now on.</summary>
+    private async Task<T?> Fp16Async<T>(Func<Task<T>> load)
+        where T : class
     {
-        var model = EmbeddingModel.Load(folder, graphs, encoderOptions, BatchLimits);
+        try
+        {
+            return await ReadyAsync(load);
+        }
+        catch (PrecisionUnavailableException ex)
+        {
+            _fp16Unavailable = true;
+            logger.LogWarning("{Model} is served in fp32 to fp16 requests: {Reason}", ModelName, ex.Message);
+            return null;
+        }
+    }
+
+    private EncoderOptions EncoderOptionsFor(GraphPrecision precision) =>
+        precision == GraphPrecision.Fp16 ? encoderOptions with { Float16Graph = true } : encoderOptions;
+
+    private static string Label(GraphPrecision precision) => precision == GraphPrecision.Fp16 ? Precisions.Fp16 : Precisions.Fp32;
+
+    private Task<EmbeddingModel> EmbeddingAsync() => EmbeddingAsync(ref _embedding, GraphPrecision.Fp32);
+
+    private Task<EmbeddingModel> EmbeddingFp16Async() => EmbeddingAsync(ref _embeddingFp16, GraphPrecision.Fp16);
+
+    private Task<BertScoreModel> BertScoreAsync() => BertScoreAsync(ref _bertScore, GraphPrecision.Fp32);
+
+    private Task<BertScoreModel> BertScoreFp16Async() => BertScoreAsync(ref _bertScoreFp16, GraphPrecision.Fp16);
+
+    private Task<EmbeddingModel> EmbeddingAsync(ref Task<EmbeddingModel>? slot, GraphPrecision precision) => LoadOnceAsync(ref slot, folder =>
+    {
+        var model = EmbeddingModel.Load(folder, graphs.WithPrecision(precision), EncoderOptionsFor(precision), BatchLimits);
         logger.LogInformation(
-            "Loaded {Model} for embeddings on {Provider} ({Dimensions} dimensions, {Pooling} pooling{Normalize})",
-            folder.Name, model.Provider, model.Dimensions, model.Pooling.Describe(), model.Normalizes ? ", normalised" : string.Empty);
+            "Loaded {Model} for embeddings on {Provider} in {Precision} ({Dimensions} dimensions, {Pooling} pooling{Normalize})",
+            folder.Name, model.Provider, Label(precision), model.Dimensions, model.Pooling.Describe(), model.Normalizes ? ", normalised" : string.Empty);
         return model;
     });
 
-    private Task<BertScoreModel> BertScoreAsync() => LoadOnceAsync(ref _bertScore, folder =>
+    private Task<BertScoreModel> BertScoreAsync(ref Task<BertScoreModel>? slot, GraphPrecision precision) => LoadOnceAsync(ref slot, folder =>
     {
-        var model = new BertScoreModel(folder, graphs, encoderOptions, BatchLimits);
+        var model = new BertScoreModel(folder, graphs.WithPrecision(precision), EncoderOptionsFor(precision), BatchLimits);
         try
         {
             // The default layer's graph is opened now (built first when the model has no export and the cache lacks it).
             var provider = model.Warm();
-            logger.LogInformation("Loaded {Model} for BERTScore on {Provider} (layer {Layer} of {Layers})", folder.Name, provider, model.DefaultLayer, model.TotalLayers);
+            logger.LogInformation(
+                "Loaded {Model} for BERTScore on {Provider} in {Precision} (layer {Layer} of {Layers})",
+                folder.Name, provider, Label(precision), model.DefaultLayer, model.TotalLayers);
             return model;
         }
         catch
@@ -221,6 +289,9 @@ public sealed class ModelGrain(
         {
             _bertScore.Result.Dispose();
         }
+
+        Loaded(_embeddingFp16)?.Dispose();
+        Loaded(_bertScoreFp16)?.Dispose();
 
         // Only now is the memory free: a load waiting for it goes on.
         memory.Unloaded(ModelName);

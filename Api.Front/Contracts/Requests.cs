@@ -29,6 +29,14 @@ public sealed record EmbedRequest : IValidatableObject
     [DefaultValue(true)]
     public bool? Truncate { get; init; }
 
+    /// <summary>
+    /// <c>fp32</c> or <c>fp16</c> (float16 weights and products, LayerNorm and softmax in float32: faster on a GPU, within
+    /// 1e-3 of fp32); when absent, the host's default for the model (<c>GPU_PRECISION</c>, fp32 unless set). A host
+    /// that cannot run fp16 (a CPU host) answers in fp32; the response's <c>precision</c> says which was used.
+    /// </summary>
+    [AllowedValues("fp32", "fp16", null, ErrorMessage = "'precision' must be fp32 or fp16.")]
+    public string? Precision { get; init; }
+
     public static ValueTask<EmbedRequest?> BindAsync(HttpContext context) => JsonRequest.ReadAsync(context, ApiJson.Default.EmbedRequest);
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext) =>
@@ -72,6 +80,14 @@ public sealed record BertScoreRequest : IValidatableObject
 
     /// <summary>Your own baseline for <c>rescale_with_baseline</c>.</summary>
     public BaselineRequest? Baseline { get; init; }
+
+    /// <summary>
+    /// <c>fp32</c> or <c>fp16</c> (float16 weights and products, LayerNorm and softmax in float32: faster on a GPU, within
+    /// 1e-3 of fp32); when absent, the host's default for the model (<c>GPU_PRECISION</c>, fp32 unless set). A host
+    /// that cannot run fp16 (a CPU host) answers in fp32; the response's <c>precision</c> says which was used.
+    /// </summary>
+    [AllowedValues("fp32", "fp16", null, ErrorMessage = "'precision' must be fp32 or fp16.")]
+    public string? Precision { get; init; }
 
     public static ValueTask<BertScoreRequest?> BindAsync(HttpContext context) => JsonRequest.ReadAsync(context, ApiJson.Default.BertScoreRequest);
 
@@ -147,6 +163,14 @@ public sealed record OpenAiEmbeddingsRequest : IValidatableObject
     /// <summary>Accepted and ignored, as OpenAI's <c>user</c> field.</summary>
     [StringLength(256, ErrorMessage = "'user' must be at most 256 characters.")]
     public string? User { get; init; }
+
+    /// <summary>
+    /// <c>fp32</c> or <c>fp16</c> (float16 weights and products, LayerNorm and softmax in float32: faster on a GPU, within
+    /// 1e-3 of fp32); when absent, the host's default for the model (<c>GPU_PRECISION</c>, fp32 unless set). A host
+    /// that cannot run fp16 (a CPU host) answers in fp32; the response's <c>precision</c> says which was used.
+    /// </summary>
+    [AllowedValues("fp32", "fp16", null, ErrorMessage = "'precision' must be fp32 or fp16.")]
+    public string? Precision { get; init; }
 
     public static ValueTask<OpenAiEmbeddingsRequest?> BindAsync(HttpContext context) => JsonRequest.ReadAsync(context, ApiJson.Default.OpenAiEmbeddingsRequest);
 

@@ -35,8 +35,8 @@ public sealed record HostInfoResponse(
     long? Evictions = null);
 
 /// <summary>
-/// A loaded model: what it is loaded for, the memory it holds (the larger of its weights and what its load measurably
-/// took) and its weights' size, when it was last used (UTC), the work in flight for it, and its loads on the host.
+/// A loaded model: what it is loaded for and in which precisions (<c>fp32</c>, <c>fp16</c>: each its own sessions), the
+/// memory it holds (the larger of its weights and what its load measurably took) and its weights' size, when it was last used (UTC), the work in flight for it, and its loads on the host.
 /// </summary>
 public sealed record LoadedModelResponse(
     string Name,
@@ -45,6 +45,7 @@ public sealed record LoadedModelResponse(
     bool Bertscore,
     int? Dimensions,
     int? Layers,
+    IReadOnlyList<string> Precisions,
     long? MemoryBytes = null,
     long? WeightBytes = null,
     DateTimeOffset? LastUsed = null,
@@ -83,17 +84,21 @@ public sealed record JobPartOfResponse(string RequestId, int Part, int Parts);
 /// <summary>One host's queue and jobs; <see cref="State"/> is <c>serving</c>, or <c>draining</c> while it stops (it takes no new work then).</summary>
 public sealed record HostStatusResponse(string Name, int MaxConcurrent, int InFlight, int AvailableSlots, int Waiting, IReadOnlyList<JobResponse> ActiveJobs, string State);
 
-/// <summary><c>POST /embed</c>: one vector per text, in order.</summary>
-public sealed record EmbedResponse(IReadOnlyList<float[]> Embeddings, string Model, int Dimensions);
+/// <summary>
+/// <c>POST /embed</c>: one vector per text, in order, and the precision the model computed them in
+/// (<c>compute_precision</c>: <c>fp32</c> or <c>fp16</c>; named as on <c>/bertscore</c>, where <c>precision</c> is a score).
+/// </summary>
+public sealed record EmbedResponse(IReadOnlyList<float[]> Embeddings, string Model, int Dimensions, string ComputePrecision);
 
 /// <summary>
 /// <c>POST /bertscore</c>: one score per candidate. A score bert_score leaves undefined (a text of special tokens
-/// only) is null.
+/// only) is null. <see cref="ComputePrecision"/> (<c>compute_precision</c>) is the precision the model ran in.
 /// </summary>
-public sealed record BertScoreResponse(IReadOnlyList<float?> Precision, IReadOnlyList<float?> Recall, IReadOnlyList<float?> F1, string Model, int NumLayers, string Hash);
+public sealed record BertScoreResponse(
+    IReadOnlyList<float?> Precision, IReadOnlyList<float?> Recall, IReadOnlyList<float?> F1, string Model, int NumLayers, string Hash, string ComputePrecision);
 
-/// <summary>OpenAI's embeddings list.</summary>
-public sealed record OpenAiEmbeddingsResponse(IReadOnlyList<OpenAiEmbedding> Data, string Model, OpenAiUsage Usage)
+/// <summary>OpenAI's embeddings list, and (an extension OpenAI clients ignore) <c>compute_precision</c>, the precision the vectors were computed in.</summary>
+public sealed record OpenAiEmbeddingsResponse(IReadOnlyList<OpenAiEmbedding> Data, string Model, OpenAiUsage Usage, string ComputePrecision)
 {
     [JsonPropertyOrder(-1)]
     public string Object => "list";

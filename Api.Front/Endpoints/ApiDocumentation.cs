@@ -150,9 +150,9 @@ public static class ApiDocumentation
         public static JsonNode? Response(string? operation) => operation switch
         {
             "health" => Parse("""{"status": "ok", "device": "cuda", "hosts": 2, "ready": true}"""),
-            "embed" => Parse("""{"embeddings": [[0.0342, -0.0121, 0.0583], [0.0219, -0.0304, 0.0417]], "model": "all-MiniLM-L6-v2", "dimensions": 3}"""),
-            "bertscore" => Parse("""{"precision": [0.7912], "recall": [0.7731], "f1": [0.7820], "model": "microsoft/deberta-xlarge-mnli", "num_layers": 40, "hash": "microsoft/deberta-xlarge-mnli_L40_no-idf_version=0.3.12(hug_trans=5.17.0)"}"""),
-            "openai-embeddings" => Parse("""{"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.0342, -0.0121, 0.0583]}], "model": "all-MiniLM-L6-v2", "usage": {"prompt_tokens": 4, "total_tokens": 4}}"""),
+            "embed" => Parse("""{"embeddings": [[0.0342, -0.0121, 0.0583], [0.0219, -0.0304, 0.0417]], "model": "all-MiniLM-L6-v2", "dimensions": 3, "compute_precision": "fp32"}"""),
+            "bertscore" => Parse("""{"precision": [0.7912], "recall": [0.7731], "f1": [0.7820], "model": "microsoft/deberta-xlarge-mnli", "num_layers": 40, "hash": "microsoft/deberta-xlarge-mnli_L40_no-idf_version=0.3.12(hug_trans=5.17.0)", "compute_precision": "fp32"}"""),
+            "openai-embeddings" => Parse("""{"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.0342, -0.0121, 0.0583]}], "model": "all-MiniLM-L6-v2", "usage": {"prompt_tokens": 4, "total_tokens": 4}, "compute_precision": "fp32"}"""),
             "openai-models" => Parse("""{"object": "list", "data": [{"id": "sentence-transformers/all-MiniLM-L6-v2", "object": "model", "created": 1764115200, "owned_by": "sentence-transformers"}]}"""),
             _ => null,
         };

@@ -34,7 +34,7 @@ public static class OpenAiEndpoints
         var input = request.Input!;
         IReadOnlyList<string> texts = input.TokenIds is { } ids ? [.. ids.Select(OpenAiTokens.Decode)] : (IReadOnlyList<string>)input.Texts!;
         var model = request.Model ?? defaults.Value.EmbedModel;
-        var work = new EmbedWork(model, texts);
+        var work = new EmbedWork(model, texts, Precision: request.Precision);
         var batch = await cluster.EmbedAsync(work, context.RequestAborted);
         if (request.Dimensions is { } asked && asked > batch.Dimensions)
         {
@@ -50,7 +50,7 @@ public static class OpenAiEndpoints
         }
 
         context.Response.Headers["X-Gpu-Host"] = batch.Host;
-        return TypedResults.Ok(new OpenAiEmbeddingsResponse(data, model, new OpenAiUsage(batch.Tokens, batch.Tokens)));
+        return TypedResults.Ok(new OpenAiEmbeddingsResponse(data, model, new OpenAiUsage(batch.Tokens, batch.Tokens), batch.ComputePrecision));
     }
 
     /// <summary>

@@ -68,7 +68,7 @@ public static class SeedEndpoints
     }
 
     private static LoadedModelResponse Loaded(ModelDescription m, ModelMemoryInfo? memory) => new(
-        m.Name, m.Provider, m.Embedding, m.BertScore, m.Dimensions, m.Layers,
+        m.Name, m.Provider, m.Embedding, m.BertScore, m.Dimensions, m.Layers, m.LoadedPrecisions ?? [Precisions.Fp32],
         memory?.Bytes, memory?.WeightBytes, memory?.LastUsed.ToUniversalTime(), memory?.InFlight, memory?.Loads);
 
     private static async Task<Ok<StatusResponse>> StatusAsync(HostRouter router, IClusterClient client, HttpContext context)
@@ -96,7 +96,7 @@ public static class SeedEndpoints
     {
         var texts = (IReadOnlyList<string>)request.Texts!;
         var model = request.Model ?? defaults.Value.EmbedModel;
-        var work = new EmbedWork(model, texts, request.Normalize, request.Truncate ?? true);
+        var work = new EmbedWork(model, texts, request.Normalize, request.Truncate ?? true, Precision: request.Precision);
         var batch = await cluster.EmbedAsync(work, context.RequestAborted);
 
         context.Response.Headers["X-Gpu-Host"] = batch.Host;
@@ -106,7 +106,7 @@ public static class SeedEndpoints
             rows[i] = batch.Vector(i).ToArray();
         }
 
-        return TypedResults.Ok(new EmbedResponse(rows, model, batch.Dimensions));
+        return TypedResults.Ok(new EmbedResponse(rows, model, batch.Dimensions, batch.ComputePrecision));
     }
 
     private static async Task<Ok<BertScoreResponse>> BertScoreAsync(BertScoreRequest request, ScatterGather cluster, IOptions<FrontDefaults> defaults, HttpContext context)
@@ -116,11 +116,11 @@ public static class SeedEndpoints
         var model = request.ModelType ?? request.Model ?? defaults.Value.BertScoreModel;
         var baseline = request.Baseline is { } b ? new BaselineValues((float)b.Precision!.Value, (float)b.Recall!.Value, (float)b.F1!.Value) : null;
         var work = new BertScoreWork(
-            model, candidates, references, request.NumLayers, request.Idf ?? false, request.RescaleWithBaseline ?? false, request.Lang ?? "en", baseline);
+            model, candidates, references, request.NumLayers, request.Idf ?? false, request.RescaleWithBaseline ?? false, request.Lang ?? "en", baseline, Precision: request.Precision);
         var scores = await cluster.BertScoreAsync(work, context.RequestAborted);
 
         context.Response.Headers["X-Gpu-Host"] = scores.Host;
-        return TypedResults.Ok(new BertScoreResponse(Finite(scores.Precision), Finite(scores.Recall), Finite(scores.F1), model, scores.NumLayers, scores.Hash));
+        return TypedResults.Ok(new BertScoreResponse(Finite(scores.Precision), Finite(scores.Recall), Finite(scores.F1), model, scores.NumLayers, scores.Hash, scores.ComputePrecision));
     }
 
     /// <summary>bert_score can return NaN (a side whose tokens all weigh 0); JSON has no NaN, so it becomes null.</summary>

@@ -50,7 +50,8 @@ public sealed class ScatterGather(HostRouter router, IOptions<SplitOptions> opti
             offset += batch.Vectors.Length;
         }
 
-        return new EmbeddingBatch(work.Model, texts.Count, dimensions, vectors, Hosts(batches.Select(b => b.Host)), batches.Sum(b => b.Tokens));
+        return new EmbeddingBatch(
+            work.Model, texts.Count, dimensions, vectors, Hosts(batches.Select(b => b.Host)), batches.Sum(b => b.Tokens), Precision(batches.Select(b => b.ComputePrecision)));
     }
 
     /// <summary>
@@ -76,7 +77,7 @@ public sealed class ScatterGather(HostRouter router, IOptions<SplitOptions> opti
         IdfTable? idf = null;
         if (work.Idf)
         {
-            var idfWork = new IdfWork(work.Model, work.References);
+            var idfWork = new IdfWork(work.Model, work.References, work.Precision);
             idf = await router.ExecuteAsync(new HostWork(0, work.Model, ModelUse.BertScore), (host, ct) => host.BertScoreIdfAsync(idfWork, ct), requestAborted);
             logger.LogDebug("Request {Request}: idf weights of {References} references, {Tokens} token ids", request, pairsBefore[^1], idf.TokenIds.Length);
         }
@@ -96,7 +97,18 @@ public sealed class ScatterGather(HostRouter router, IOptions<SplitOptions> opti
             [.. scores.SelectMany(s => s.F1)],
             scores[0].NumLayers,
             scores[0].Hash,
-            Hosts(scores.Select(s => s.Host)));
+            Hosts(scores.Select(s => s.Host)),
+            Precision(scores.Select(s => s.ComputePrecision)));
+    }
+
+    /// <summary>
+    /// The precision of a split request: its parts' when they agree; else each part's in order, comma-separated (hosts
+    /// of one cluster may differ: fp16 asked, a CPU host answers its part in fp32).
+    /// </summary>
+    private static string Precision(IEnumerable<string> parts)
+    {
+        var list = parts.ToList();
+        return list.Distinct(StringComparer.Ordinal).Count() == 1 ? list[0] : string.Join(',', list);
     }
 
     private static long Tokens(IReadOnlyList<string> candidates, IReadOnlyList<IReadOnlyList<string>> references) =>

@@ -45,6 +45,7 @@ public static class GpuSiloHosting
         silo.Services.AddSingleton<HostModels>();
         silo.Services.AddSingleton<HostMemory>();
         silo.Services.AddSingleton<HostHardware>();
+        silo.Services.AddSingleton<HostPrecision>();
         silo.Services.AddHostedService(sp => sp.GetRequiredService<HostHardware>());
         silo.Services.AddSingleton(sp => new ModelStore(
             sp.GetRequiredService<GpuHostOptions>().ModelsDirectory ?? ModelStore.DefaultDirectory,

@@ -24,6 +24,16 @@ public sealed class ModelGraphs(string cacheDirectory, ILogger? logger = null, N
     /// <summary>Where built graphs are kept (<c>GRAPHS_DIR</c>; default <see cref="CacheFolders.Graphs"/>).</summary>
     public string CacheDirectory { get; } = Path.GetFullPath(cacheDirectory);
 
+    /// <summary>The precision of the graphs this instance gives: fp32 (the default, what the oracles check) or fp16.</summary>
+    public GraphPrecision Precision => _options.Precision;
+
+    /// <summary>
+    /// The same cache, giving graphs of <paramref name="precision"/>. The precision is part of every built graph's
+    /// cache key, so fp16 and fp32 graphs of one model are separate folders and separate sessions.
+    /// </summary>
+    public ModelGraphs WithPrecision(GraphPrecision precision) =>
+        precision == _options.Precision ? this : new ModelGraphs(CacheDirectory, _logger, _options with { Precision = precision });
+
     /// <summary>The model's number of layers: its hidden states are 0 (the embeddings) to this.</summary>
     public int LayerCount(ModelFolder folder)
     {
@@ -41,17 +51,45 @@ public sealed class ModelGraphs(string cacheDirectory, ILogger? logger = null, N
     /// the native graph of that many layers, built now when the cache does not hold it. Throws the model's client
     /// errors: <see cref="ModelNotSupportedException"/> (an architecture or setting the builder does not build),
     /// <see cref="ModelUnreadableException"/> (weights that cannot be read), <see cref="InvalidModelException"/>
-    /// (weights that do not fit the config).
+    /// (weights that do not fit the config). For fp16 (<see cref="Precision"/>) a model served from an ONNX export is
+    /// converted: the native fp16 graph is built from the export's own weights (<see cref="OnnxExportCheckpoint"/>);
+    /// an export that cannot be converted throws <see cref="PrecisionUnavailableException"/>.
     /// </summary>
     public LayerGraph Get(ModelFolder folder, int? layer = null)
     {
         if (folder.Weights.OnnxPath is { } onnx)
         {
+            if (_options.Precision != GraphPrecision.Fp32)
+            {
+                return FromExport(folder, onnx, layer);
+            }
+
             var total = LayerCount(folder);
             return new LayerGraph(onnx, layer ?? total, total);
         }
 
         return Native(folder, layer);
+    }
+
+    /// <summary>The native graph of <paramref name="layer"/> built from the weights inside an export (another precision than the export's).</summary>
+    private LayerGraph FromExport(ModelFolder folder, string onnx, int? layer)
+    {
+        try
+        {
+            var config = ModelSupport.Architecture(folder.Name, folder.Directory);
+            var at = layer ?? config.NumHiddenLayers;
+            using var checkpoint = OnnxExportCheckpoint.Open(onnx);
+            var graph = NativeEncoderGraphs.GetOrBuildGraph(folder.Directory, checkpoint, config, at, CacheDirectory, _options, _logger);
+            _logger.LogInformation(
+                "{Action} the {Precision} graph of {Model} from its ONNX export's weights (layer {Layer} of {Layers}): {Graph}",
+                graph.Built ? "Built" : "Using the cached", _options.Precision, folder.Name, at, config.NumHiddenLayers, graph.Folder);
+            return new LayerGraph(graph.OnnxPath, at, at);
+        }
+        catch (Exception ex) when (ex is ModelNotSupportedException or InvalidModelException or CheckpointException or GraphBuildException or InvalidDataException)
+        {
+            _logger.LogWarning("The ONNX export of {Model} cannot be converted to {Precision}: {Reason}", folder.Name, _options.Precision, ex.Message);
+            throw new PrecisionUnavailableException(folder.Name, _options.Precision, ex.Message, ex);
+        }
     }
 
     private LayerGraph Native(ModelFolder folder, int? layer)
@@ -135,4 +173,17 @@ public sealed record LayerGraph(string OnnxPath, int Layer, int LayersInFile)
 
     /// <summary>Opens an encoder session over <paramref name="model"/>, this graph changed (pooling appended).</summary>
     public OnnxEncoder Open(ModelProto model, EncoderOptions options) => OnnxEncoder.Open(model.ToByteArray(), WeightsFolder, options);
+}
+
+/// <summary>
+/// The model cannot be served in <paramref name="precision"/> here: an ONNX export whose weights the native builder
+/// cannot take (an architecture it does not build, weights stored outside the protobuf, a graph it cannot name the
+/// weights of). Not a client error: the host answers with the export in fp32 and says so.
+/// </summary>
+public sealed class PrecisionUnavailableException(string model, GraphPrecision precision, string reason, Exception? inner = null)
+    : Exception($"Model '{model}' cannot be served in {precision.ToString().ToLowerInvariant()}: {reason}", inner)
+{
+    public string Model { get; } = model;
+
+    public GraphPrecision Precision { get; } = precision;
 }

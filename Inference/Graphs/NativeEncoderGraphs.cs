@@ -283,7 +283,7 @@ public static class NativeEncoderGraphs
     }
 
     /// <summary>
-    /// The files a checkpoint may be read from (safetensors, PyTorch pickles, shard indexes), each as its name and
+    /// The files a checkpoint may be read from (safetensors, PyTorch pickles, shard indexes, ONNX exports), each as its name and
     /// what identifies its content: in the Hugging Face cache, where the file is a link to a blob named by its content's
     /// sha256 (or git sha1), that name; elsewhere its size and modification time, which copies that keep times
     /// (<c>cp -a</c>, <c>rsync -a</c>) keep. Not the path: the same files under another folder are the same graph.
@@ -295,7 +295,8 @@ public static class NativeEncoderGraphs
             yield break;
         }
 
-        string[] patterns = ["*.safetensors", "*.bin", "*.pt", "*.pth", "*.index.json"];
+        // An export counts too: a graph of another precision may be built from the weights inside it.
+        string[] patterns = ["*.safetensors", "*.bin", "*.pt", "*.pth", "*.index.json", "*.onnx"];
         foreach (var path in patterns.SelectMany(p => Directory.EnumerateFiles(modelDirectory, p)).Distinct().Order(StringComparer.Ordinal))
         {
             var info = new FileInfo(path);

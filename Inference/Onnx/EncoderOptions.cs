@@ -17,5 +17,12 @@ public sealed record EncoderOptions
     /// <summary>CPU threads for one session; 0 lets ONNX Runtime decide (one per physical core).</summary>
     public int IntraOpThreads { get; init; }
 
+    /// <summary>
+    /// The graph computes in float16 (<c>GraphPrecision.Fp16</c>). On the CPU such a graph is opened short of the CPU-only
+    /// layout optimisations (level 3): ONNX Runtime 1.31's NchwcTransformer crashes the process on some fp16 graphs
+    /// (the padded fused DeBERTa ones). CUDA sessions are not affected.
+    /// </summary>
+    public bool Float16Graph { get; init; }
+
     public ILogger Logger { get; init; } = NullLogger.Instance;
 }

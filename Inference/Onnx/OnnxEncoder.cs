@@ -102,6 +102,11 @@ public sealed class OnnxEncoder : IDisposable
         }
 
         using var cpuOptions = NewSessionOptions(options);
+        if (options.Float16Graph)
+        {
+            cpuOptions.GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_EXTENDED;
+        }
+
         var cpuSession = create(cpuOptions);
         options.Logger.LogInformation("ONNX Runtime session on CPU (device setting {Device})", device);
         return new OnnxEncoder(cpuSession, "CPU");

@@ -26,6 +26,7 @@ public sealed class OpenApiContractTests(FrontFixture fixture)
             {
                 var body = operation["requestBody"]?["content"]?["application/json"];
                 Assert.NotNull(body?["schema"]?["properties"]);
+                Assert.NotNull(body?["schema"]?["properties"]?["precision"]);
                 Assert.NotNull(body?["example"]);
                 Assert.NotNull(operation["responses"]?["400"]);
                 Assert.NotNull(operation["responses"]?["200"]?["content"]?["application/json"]?["example"]);
@@ -43,6 +44,9 @@ public sealed class OpenApiContractTests(FrontFixture fixture)
         { "post /embed", """{"texts": ["a", "b"]}""", 200 },
         { "post /embed", """{"texts": []}""", 400 },
         { "post /embed", """{"texts": ["a"], "model": "nobody/nothing"}""", 404 },
+        { "post /embed", """{"texts": ["a"], "precision": "fp16"}""", 200 },
+        { "post /embed", """{"texts": ["a"], "precision": "fp8"}""", 400 },
+        { "post /v1/embeddings", """{"input": "a", "precision": "fp32"}""", 200 },
         { "post /bertscore", """{"candidates": ["a", "[CLS]"], "references": [["b", "c"], ["d"]], "model": "all-MiniLM-L6-v2"}""", 200 },
         { "post /bertscore", """{"candidates": ["a"], "references": 3}""", 400 },
         { "post /v1/embeddings", """{"input": "a", "encoding_format": "base64"}""", 200 },

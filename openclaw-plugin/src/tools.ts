@@ -65,8 +65,34 @@ function mean(values: Array<number | null>): number {
   return finite.length === 0 ? NaN : finite.reduce((a, b) => a + b, 0) / finite.length;
 }
 
-type EmbedAnswer = { embeddings: number[][]; model: string; dimensions: number };
-type ScoreAnswer = { precision: Array<number | null>; recall: Array<number | null>; f1: Array<number | null>; model?: string; hash?: string };
+type EmbedAnswer = { embeddings: number[][]; model: string; dimensions: number; compute_precision?: string };
+type ScoreAnswer = {
+  precision: Array<number | null>;
+  recall: Array<number | null>;
+  f1: Array<number | null>;
+  model?: string;
+  hash?: string;
+  compute_precision?: string;
+};
+
+/** The service's precisions: fp32 (its default, the numbers the peers give) and fp16 (faster on a GPU, within 1e-3). */
+const precisionParameter = {
+  type: "string",
+  enum: ["fp32", "fp16"],
+  description:
+    "fp32 or fp16 (faster on a GPU host, within about 1e-3 of fp32). Default: the service's setting for the model (fp32 unless its operator set GPU_PRECISION). A CPU host answers in fp32.",
+};
+
+/** The precision of gathered parts: theirs when they agree, else each part's in order (hosts may differ), as the front reports a split request. */
+function computePrecision(parts: Array<{ compute_precision?: string }>): string | undefined {
+  const all = parts.map((p) => p.compute_precision);
+  return all.every((p) => p === all[0]) ? all[0] : all.join(",");
+}
+
+/** " (computed in fp16)" when the service says it computed in fp16, so the agent knows the numbers are not the fp32 ones. */
+function precisionNote(precision: string | undefined): string {
+  return precision && precision !== "fp32" ? ` (computed in ${precision})` : "";
+}
 
 /** Bytes a value adds to a JSON body, with its separating comma. */
 function jsonBytes(value: unknown): number {
@@ -82,9 +108,13 @@ function sameModel<T>(parts: T[], model: (part: T) => string): void {
 }
 
 // Embeddings are per text: any split gives the vectors of the unsplit call.
-function embedCall(texts: string[], model: string | undefined): SplittableCall<EmbedAnswer> {
+function embedCall(texts: string[], model: string | undefined, precision?: string): SplittableCall<EmbedAnswer> {
   const bytes = texts.map(jsonBytes);
-  const body = (from: number, to: number) => (model ? { texts: texts.slice(from, to), model } : { texts: texts.slice(from, to) });
+  const body = (from: number, to: number) => ({
+    texts: texts.slice(from, to),
+    ...(model ? { model } : {}),
+    ...(precision ? { precision } : {}),
+  });
   return {
     path: "/embed",
     items: texts.length,
@@ -96,7 +126,7 @@ function embedCall(texts: string[], model: string | undefined): SplittableCall<E
     count: (answer) => answer.embeddings?.length ?? 0,
     merge: (parts) => {
       sameModel(parts, (p) => `${p.model} (${p.dimensions} dimensions)`);
-      return { ...parts[0], embeddings: parts.flatMap((p) => p.embeddings) };
+      return { ...parts[0], embeddings: parts.flatMap((p) => p.embeddings), compute_precision: computePrecision(parts) };
     },
   };
 }
@@ -126,6 +156,7 @@ function bertscoreCall(candidates: string[], references: string[] | string[][], 
         precision: parts.flatMap((p) => p.precision),
         recall: parts.flatMap((p) => p.recall),
         f1: parts.flatMap((p) => p.f1),
+        compute_precision: computePrecision(parts),
       };
     },
     whole: options.idf === true ? IDF_WHOLE : undefined,
@@ -232,6 +263,7 @@ export function createTools(config: ConfigResult, pool: HostPool | undefined): T
           num_layers: { type: "integer", minimum: 0, description: "Hidden layer to use (default: bert_score's choice for the model)." },
           idf: { type: "boolean", description: "Weigh tokens by inverse document frequency over the references." },
           rescale_with_baseline: { type: "boolean", description: "Rescale scores with bert_score's baseline for the model." },
+          precision: precisionParameter,
         },
       },
       execute: run(async (config, pool, params, signal) => {
@@ -243,7 +275,7 @@ export function createTools(config: ConfigResult, pool: HostPool | undefined): T
         const options: Record<string, unknown> = {};
         const model = params.model_type ?? params.model ?? config.models.bertscore;
         if (typeof model === "string") options.model_type = model;
-        for (const key of ["lang", "num_layers", "idf", "rescale_with_baseline"]) {
+        for (const key of ["lang", "num_layers", "idf", "rescale_with_baseline", "precision"]) {
           if (params[key] !== undefined) options[key] = params[key];
         }
         const gathered = await scatterGather(pool, bertscoreCall(candidates, refs, options), { maxRequestBytes: config.limits.maxRequestBytes, signal });
@@ -251,7 +283,7 @@ export function createTools(config: ConfigResult, pool: HostPool | undefined): T
         const { details, note } = served(gathered);
         const f1 = r.f1.map((v, i) => `#${i}: ${v === null ? "n/a" : v.toFixed(4)}`);
         return text(
-          `BERTScore (${r.model ?? model ?? "default model"}) over ${r.f1.length} pair(s): mean P ${mean(r.precision).toFixed(4)}, R ${mean(r.recall).toFixed(4)}, F1 ${mean(r.f1).toFixed(4)}.\nF1 per pair: ${f1.slice(0, 20).join(", ")}${f1.length > 20 ? ", …" : ""}${note}`,
+          `BERTScore (${r.model ?? model ?? "default model"}${precisionNote(r.compute_precision)}) over ${r.f1.length} pair(s): mean P ${mean(r.precision).toFixed(4)}, R ${mean(r.recall).toFixed(4)}, F1 ${mean(r.f1).toFixed(4)}.\nF1 per pair: ${f1.slice(0, 20).join(", ")}${f1.length > 20 ? ", …" : ""}${note}`,
           { bertscore: r, ...details },
         );
       }),
@@ -268,18 +300,20 @@ export function createTools(config: ConfigResult, pool: HostPool | undefined): T
         properties: {
           texts: stringArray("Texts to embed."),
           model: { type: "string", description: "Embedding model, e.g. all-MiniLM-L6-v2 (the default)." },
+          precision: precisionParameter,
         },
       },
       execute: run(async (config, pool, params, signal) => {
         const texts = strings(params, "texts", config);
         const model = typeof params.model === "string" ? params.model : config.models.embed;
-        const gathered = await scatterGather(pool, embedCall(texts, model), { maxRequestBytes: config.limits.maxRequestBytes, signal });
+        const precision = typeof params.precision === "string" ? params.precision : undefined;
+        const gathered = await scatterGather(pool, embedCall(texts, model, precision), { maxRequestBytes: config.limits.maxRequestBytes, signal });
         const r = gathered.data;
         const { details, note } = served(gathered);
         const preview = r.embeddings[0]?.slice(0, 4).map((v) => v.toFixed(4)).join(", ");
         // Vectors are summarised for the model; the full vectors are in details.
         return text(
-          `Embedded ${r.embeddings.length} text(s) with ${r.model}: ${r.dimensions} dimensions each (first vector starts ${preview}, …). Full vectors are in the tool result details.${note}`,
+          `Embedded ${r.embeddings.length} text(s) with ${r.model}${precisionNote(r.compute_precision)}: ${r.dimensions} dimensions each (first vector starts ${preview}, …). Full vectors are in the tool result details.${note}`,
           { embeddings: r, ...details },
         );
       }),

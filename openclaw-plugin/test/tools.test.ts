@@ -146,6 +146,20 @@ describe("tools against fake GPU hosts (node:http servers standing in for GPU ma
     expect(a.received.find((r) => r.path === "/embed")?.body).toEqual({ texts: ["a", "b", "c"], model: "my-model" });
   });
 
+  it("gpu_embed and gpu_bertscore pass an optional precision through, and send none when not given", async () => {
+    const a = await host(gpuService("a"));
+    const { tool } = registerWith({ hosts: [{ name: "a", url: a.url }] });
+    await tool("gpu_embed").execute("1", { texts: ["a"], precision: "fp16" });
+    await tool("gpu_bertscore").execute("2", { candidates: ["x"], references: ["r"], precision: "fp16" });
+    await tool("gpu_embed").execute("3", { texts: ["b"] });
+    const embeds = a.received.filter((r) => r.path === "/embed").map((r) => r.body as Record<string, unknown>);
+    expect(embeds[0]).toMatchObject({ texts: ["a"], precision: "fp16" });
+    expect(embeds[1]).not.toHaveProperty("precision");
+    expect(a.received.find((r) => r.path === "/bertscore")?.body).toMatchObject({ candidates: ["x"], references: ["r"], precision: "fp16" });
+    const schema = tool("gpu_embed").parameters as { properties: Record<string, { enum?: string[] }> };
+    expect(schema.properties.precision.enum).toEqual(["fp32", "fp16"]);
+  });
+
   it("gpu_bertscore forwards every option and reports means", async () => {
     const a = await host(gpuService("a"));
     const { tool } = registerWith({ hosts: [{ name: "a", url: a.url }] });

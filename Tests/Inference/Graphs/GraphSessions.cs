@@ -13,8 +13,9 @@ internal static class GraphSessions
 
     /// <summary>
     /// Opens an fp16 graph on the CPU, short of the CPU-only layout optimisations (level 3): ONNX Runtime 1.31's
-    /// NchwcTransformer crashes the process on the padded fused fp16 DeBERTa graphs. The service never opens fp16
-    /// graphs on the CPU (fp16 is refused there), and on CUDA that transformer does not apply.
+    /// NchwcTransformer crashes the process on the padded fused fp16 DeBERTa graphs. The service opens fp16 graphs on
+    /// the CPU only with <c>GPU_FP16_ON_CPU</c>, at this same level (<c>EncoderOptions.Float16Graph</c>); on CUDA that
+    /// transformer does not apply.
     /// </summary>
     public static InferenceSession OpenFp16OnCpu(string onnxPath) => Open(onnxPath, GraphOptimizationLevel.ORT_ENABLE_EXTENDED);
 
