@@ -98,6 +98,21 @@ public sealed class GpuHostOptions
     /// </summary>
     public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// Forward passes of a model that fail in a row (for a reason of the host, not of the request) before the host is
+    /// degraded for that model: the fronts send its requests elsewhere for <see cref="DegradedCooldown"/>.
+    /// </summary>
+    public int DegradeAfterFailures { get; set; } = 3;
+
+    /// <summary>How long a host degraded for a model gets none of its requests; then the next one probes it.</summary>
+    public TimeSpan DegradedCooldown { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long after a model failed to load on this host (a damaged copy) the fronts send its requests elsewhere; the
+    /// next load after it reads a fresh copy.
+    /// </summary>
+    public TimeSpan LoadRetryBackoff { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>How often the device's name and memory are read (<c>nvidia-smi</c>), off the grains' turns.</summary>
     public TimeSpan HardwareProbeInterval { get; set; } = TimeSpan.FromSeconds(10);
 
@@ -150,6 +165,9 @@ public sealed class GpuHostOptionsValidator : IValidateOptions<GpuHostOptions>
         string.IsNullOrWhiteSpace(o.DefaultBertScoreModel) ? $"{Name(nameof(o.DefaultBertScoreModel))} must not be empty." : null,
         o.MetricsPort is < 0 or > 65535 ? $"{Name(nameof(o.MetricsPort))} must be a TCP port, or 0 for none; got {o.MetricsPort}." : null,
         o.DrainTimeout < TimeSpan.Zero ? $"{Name(nameof(o.DrainTimeout))} must not be negative; got {o.DrainTimeout}." : null,
+        Positive(nameof(o.DegradeAfterFailures), o.DegradeAfterFailures),
+        o.DegradedCooldown < TimeSpan.Zero ? $"{Name(nameof(o.DegradedCooldown))} must not be negative; got {o.DegradedCooldown}." : null,
+        o.LoadRetryBackoff < TimeSpan.Zero ? $"{Name(nameof(o.LoadRetryBackoff))} must not be negative; got {o.LoadRetryBackoff}." : null,
         o.HardwareProbeInterval <= TimeSpan.Zero ? $"{Name(nameof(o.HardwareProbeInterval))} must be positive; got {o.HardwareProbeInterval}." : null,
         o.HardwareProbeTimeout <= TimeSpan.Zero ? $"{Name(nameof(o.HardwareProbeTimeout))} must be positive; got {o.HardwareProbeTimeout}." : null,
         ModelSourceOptions.EndpointError(o.Sources.HubEndpoint));

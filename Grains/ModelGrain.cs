@@ -24,7 +24,9 @@ public sealed class ModelGrain(
     EncoderOptions encoderOptions,
     GpuHostOptions hostOptions,
     HostJobs jobs,
-    ILogger<ModelGrain> logger) : Grain, IModelGrain
+    ILogger<ModelGrain> logger,
+    HostModelFaults faults,
+    PassFaultInjection injection) : Grain, IModelGrain
 {
     private Task<EmbeddingModel>? _embedding;
     private Task<BertScoreModel>? _bertScore;
@@ -50,12 +52,12 @@ public sealed class ModelGrain(
     {
         var model = await ReadyAsync(EmbeddingAsync);
         var sequences = await Task.Run(() => EngineErrors.Translate(() => model.Tokenize(work.Texts, work.Truncate)), cancellationToken);
-        var vectors = await model.EmbedAsync(
+        var vectors = await PassesAsync(() => model.EmbedAsync(
             sequences,
             work.Normalize,
             hostOptions.EmbedBatch,
             p => jobs.ReportProgress(jobId, p.Done, p.Total, p.Batch, p.Batches),
-            cancellationToken);
+            cancellationToken));
         var tokens = sequences.Sum(s => (long)s.Length);
         return new EmbeddingBatch(work.Model, work.Texts.Count, model.Dimensions, EmbeddingBatch.Pack(vectors), hostOptions.HostName, tokens);
     }
@@ -76,12 +78,12 @@ public sealed class ModelGrain(
             BatchSize = BertScoreWork.MatchingChunk,
         };
         // Tokenizing and matching run on the thread pool, the forward passes on the model's batcher threads.
-        var result = await Task.Run(
+        var result = await PassesAsync(() => Task.Run(
             () => EngineErrors.TranslateAsync(() => model.ScoreAsync(
                 request,
                 p => jobs.ReportProgress(jobId, p.Done, p.Total, p.Batch, p.Batches),
                 cancellationToken)),
-            cancellationToken);
+            cancellationToken));
         return new BertScoreScores(work.Model, result.Precision, result.Recall, result.F1, result.NumLayers, result.Hash, hostOptions.HostName);
     }
 
@@ -125,7 +127,7 @@ public sealed class ModelGrain(
 
     private Task<EmbeddingModel> EmbeddingAsync() => LoadOnceAsync(ref _embedding, folder =>
     {
-        var model = EmbeddingModel.Load(folder, graphs, encoderOptions, BatchLimits);
+        var model = EmbeddingModel.Load(folder, graphs, ModelEncoderOptions, BatchLimits);
         logger.LogInformation(
             "Loaded {Model} for embeddings on {Provider} ({Dimensions} dimensions, {Pooling} pooling{Normalize})",
             folder.Name, model.Provider, model.Dimensions, model.Pooling.Describe(), model.Normalizes ? ", normalised" : string.Empty);
@@ -134,7 +136,7 @@ public sealed class ModelGrain(
 
     private Task<BertScoreModel> BertScoreAsync() => LoadOnceAsync(ref _bertScore, folder =>
     {
-        var model = new BertScoreModel(folder, graphs, encoderOptions, BatchLimits);
+        var model = new BertScoreModel(folder, graphs, ModelEncoderOptions, BatchLimits);
         try
         {
             // The default layer's graph is opened now (built first when the model has no export and the cache lacks it).
@@ -161,7 +163,26 @@ public sealed class ModelGrain(
             slot = Task.Run(() => EngineErrors.TranslateAsync(async () =>
             {
                 var folder = await sources.ResolveAsync(ModelName);
-                var model = load(folder);
+                T model;
+                try
+                {
+                    model = load(folder);
+                }
+                catch (Exception ex) when (ModelLoadFaults.IsOfThisCopy(ex))
+                {
+                    // This host's copy is damaged (another host's may not be): say so in the load reports, so that the
+                    // fronts send the model elsewhere, and put the copy aside so that the next load reads a fresh one.
+                    var reason = ModelLoadFaults.Reason(ex, folder);
+                    faults.LoadFailed(ModelName, reason);
+                    ModelLoadFaults.PutAside(folder, sources, graphs, logger);
+                    throw new HostModelFailedException(
+                        hostOptions.HostName,
+                        ModelName,
+                        ex is ModelUnreadableException ? ErrorCodes.ModelUnreadable : HostFaultCodes.ModelLoadFailed,
+                        $"Model '{ModelName}' failed to load on host {hostOptions.HostName}: {reason}");
+                }
+
+                faults.Loaded(ModelName);
                 Interlocked.Increment(ref _loads);
                 models.MarkLoaded(ModelName);
                 return model;
@@ -170,6 +191,33 @@ public sealed class ModelGrain(
 
         return slot;
     }
+
+    /// <summary>
+    /// Runs work made of forward passes and keeps the model's record of them: a pass that failed for a reason of the
+    /// host (its device, its runtime) counts towards degrading the model here and is the host's error, which the front
+    /// retries on another host; a text the device cannot hold alone is too, without counting; a success clears the count.
+    /// </summary>
+    private async Task<T> PassesAsync<T>(Func<Task<T>> work)
+    {
+        try
+        {
+            var result = await work();
+            faults.PassSucceeded(ModelName);
+            return result;
+        }
+        catch (PassFailedException ex)
+        {
+            faults.PassFailed(ModelName, ex.Message);
+            throw new HostModelFailedException(hostOptions.HostName, ModelName, HostFaultCodes.PassFailed, $"Host {hostOptions.HostName}: {ex.Message}");
+        }
+        catch (DeviceOutOfMemoryException ex)
+        {
+            throw new HostModelFailedException(hostOptions.HostName, ModelName, HostFaultCodes.DeviceOutOfMemory, $"Host {hostOptions.HostName}: {ex.Message}");
+        }
+    }
+
+    /// <summary>The session options of this model: the host's, with a test's injected pass faults when a test set any.</summary>
+    private EncoderOptions ModelEncoderOptions => injection.For(ModelName, encoderOptions);
 
     private BatchLimits BatchLimits => new()
     {

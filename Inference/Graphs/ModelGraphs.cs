@@ -21,6 +21,9 @@ public sealed class ModelGraphs(string cacheDirectory, ILogger? logger = null, N
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
     private readonly NativeGraphOptions _options = options ?? new NativeGraphOptions();
 
+    // The built graphs handed out per model folder, so that a model that then fails to open can have them set aside.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, System.Collections.Concurrent.ConcurrentDictionary<string, byte>> _handedOut = new(StringComparer.Ordinal);
+
     /// <summary>Where built graphs are kept (<c>GRAPHS_DIR</c>; default <see cref="CacheFolders.Graphs"/>).</summary>
     public string CacheDirectory { get; } = Path.GetFullPath(cacheDirectory);
 
@@ -54,6 +57,35 @@ public sealed class ModelGraphs(string cacheDirectory, ILogger? logger = null, N
         return Native(folder, layer);
     }
 
+    /// <summary>
+    /// Deletes the built graphs of <paramref name="folder"/> this process used (a model that failed to open may have a
+    /// damaged one: a disk error, a copy cut short), so that the next load builds them again. Deleting is always safe.
+    /// Returns the folders deleted.
+    /// </summary>
+    public IReadOnlyList<string> Discard(ModelFolder folder)
+    {
+        if (!_handedOut.TryRemove(folder.Directory, out var graphs))
+        {
+            return [];
+        }
+
+        var deleted = new List<string>();
+        foreach (var graph in graphs.Keys.Where(g => g.StartsWith(CacheDirectory, StringComparison.Ordinal)))
+        {
+            try
+            {
+                Directory.Delete(graph, recursive: true);
+                deleted.Add(graph);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                _logger.LogWarning("Could not delete the graph {Graph}: {Reason}", graph, ex.Message);
+            }
+        }
+
+        return deleted;
+    }
+
     private LayerGraph Native(ModelFolder folder, int? layer)
     {
         var config = ModelSupport.Architecture(folder.Name, folder.Directory);
@@ -63,6 +95,7 @@ public sealed class ModelGraphs(string cacheDirectory, ILogger? logger = null, N
         {
             using var checkpoint = ModelWeights.Open(folder.Directory);
             var graph = NativeEncoderGraphs.GetOrBuildGraph(folder.Directory, checkpoint, config, at, CacheDirectory, _options, _logger);
+            _handedOut.GetOrAdd(folder.Directory, _ => new(StringComparer.Ordinal))[graph.Folder] = 0;
             if (graph.Built)
             {
                 _logger.LogInformation(
