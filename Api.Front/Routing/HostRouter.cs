@@ -154,7 +154,16 @@ public sealed class HostRouter : BackgroundService
                     break;
                 case HostFailure.ModelFailed:
                     // Until the host's own report says for how long (HostLoad.Faults), this front sends it none of the model's requests.
-                    state.MarkModelFailed(request.Work.Model, _options.FailureCooldown);
+                    // (A request that names no model can only hold it against the whole host.)
+                    if (request.Work.Model is null)
+                    {
+                        state.MarkFailed(_options.FailureCooldown);
+                    }
+                    else
+                    {
+                        state.MarkModelFailed(request.Work.Model, _options.FailureCooldown);
+                    }
+
                     Interlocked.Increment(ref _retries);
                     Interlocked.Increment(ref _modelFailures);
                     _logger.LogWarning("GPU host {Host} cannot run {Model} now ({Reason}); trying another", host, request.Work.Model, ex.Message);
@@ -219,12 +228,12 @@ public sealed class HostRouter : BackgroundService
         public SortedDictionary<string, HostBusyException> Busy { get; } = new(StringComparer.Ordinal);
 
         /// <summary>
-        /// Why no host could serve the request. When every host's copy of the model is unreadable, that is the answer (as
+        /// Why no host could serve the request. When the model failed to load on every host tried, that is the answer (as
         /// with one host): the model's files must be repaired, and trying later will not help.
         /// </summary>
         public Exception NoHost() => LastFailure switch
         {
-            HostModelFailedException { Code: ErrorCodes.ModelUnreadable } unreadable => new InvalidWorkException(ErrorCodes.ModelUnreadable, unreadable.Message),
+            HostModelFailedException { Code: ErrorCodes.ModelUnreadable or HostFaultCodes.ModelLoadFailed } failed => new InvalidWorkException(failed.Code, failed.Message),
             null => new NoHostAvailableException("No GPU host is available: none has joined the cluster yet.", busy: false),
             _ when OnlyBusy => new NoHostAvailableException(
                 $"Every GPU host is busy ({string.Join("; ", Busy.Values.Select(b => b.Message.TrimEnd('.')))}); retry later.", busy: true, LastFailure),
