@@ -224,7 +224,7 @@ public sealed class RoutingTests(GpuClusterFixture fixture)
             Assert.Equal(tried[1], batch.Host);
         }
 
-        Assert.Equal(3, router.ModelFailures);
+        Assert.Equal(2, router.Retries);
     }
 
     [Fact]
