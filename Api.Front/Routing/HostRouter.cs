@@ -112,7 +112,7 @@ public sealed class HostRouter : BackgroundService
 
     private async ValueTask<T> AttemptAsync<T>(Request<T> request, CancellationToken requestAborted)
     {
-        var host = await NextHostAsync(request.Tried, request.Work, requestAborted) ?? throw request.NoHost();
+        var host = await NextHostAsync(request.Tried, request.CannotRun, request.Work, requestAborted) ?? throw request.NoHost();
         var first = request.Tried.Count == 0;
         request.Tried.Add(host);
         var state = _directory.State(host);
@@ -154,16 +154,21 @@ public sealed class HostRouter : BackgroundService
                     break;
                 case HostFailure.ModelFailed:
                     // Until the host's own report says for how long (HostLoad.Faults), this front sends it none of the model's requests.
-                    // (A request that names no model can only hold it against the whole host.)
-                    if (request.Work.Model is null)
+                    // (A request that names no model can only hold it against the whole host; a text too large for that
+                    // device's memory says nothing of the model's other requests there.)
+                    if (ex is not HostModelFailedException { Code: HostFaultCodes.DeviceOutOfMemory })
                     {
-                        state.MarkFailed(_options.FailureCooldown);
-                    }
-                    else
-                    {
-                        state.MarkModelFailed(request.Work.Model, _options.FailureCooldown);
+                        if (request.Work.Model is null)
+                        {
+                            state.MarkFailed(_options.FailureCooldown);
+                        }
+                        else
+                        {
+                            state.MarkModelFailed(request.Work.Model, _options.FailureCooldown);
+                        }
                     }
 
+                    request.CannotRun.Add(host);
                     Interlocked.Increment(ref _retries);
                     Interlocked.Increment(ref _modelFailures);
                     _logger.LogWarning("GPU host {Host} cannot run {Model} now ({Reason}); trying another", host, request.Work.Model, ex.Message);
@@ -190,7 +195,7 @@ public sealed class HostRouter : BackgroundService
     }
 
     /// <summary>A host not yet tried; when every known host was, looks once more for hosts that joined (or came back) meanwhile.</summary>
-    private async Task<string?> NextHostAsync(HashSet<string> tried, HostWork work, CancellationToken requestAborted)
+    private async Task<string?> NextHostAsync(HashSet<string> tried, IReadOnlySet<string> cannotRun, HostWork work, CancellationToken requestAborted)
     {
         if (_selection.Pick(_directory, tried, work) is { } host)
         {
@@ -204,7 +209,7 @@ public sealed class HostRouter : BackgroundService
 
         await Task.Delay(LookAgainDelay, requestAborted);
         await _directory.RefreshAsync(requestAborted);
-        tried.RemoveWhere(h => _directory.Hosts.FirstOrDefault(l => l.Host == h) is { } load && !_directory.IsSuspect(h) && !_directory.IsFaulted(load, work));
+        tried.RemoveWhere(h => !cannotRun.Contains(h) && _directory.Hosts.FirstOrDefault(l => l.Host == h) is { } load && !_directory.IsSuspect(h) && !_directory.IsFaulted(load, work));
         return _selection.Pick(_directory, tried, work);
     }
 
@@ -218,6 +223,9 @@ public sealed class HostRouter : BackgroundService
         public Func<IGpuHostGrain, CancellationToken, Task<T>> Call { get; } = call;
 
         public HashSet<string> Tried { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>The hosts that answered they cannot run this request's model now: not asked again for this request.</summary>
+        public HashSet<string> CannotRun { get; } = new(StringComparer.Ordinal);
 
         /// <summary>Whether every failed attempt so far was a full queue (then the caller should come back later).</summary>
         public bool OnlyBusy { get; set; } = true;
