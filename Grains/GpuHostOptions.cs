@@ -99,8 +99,8 @@ public sealed class GpuHostOptions
     public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromMinutes(1);
 
     /// <summary>
-    /// Forward passes of a model that fail in a row (for a reason of the host, not of the request) before the host is
-    /// degraded for that model: the fronts send its requests elsewhere for <see cref="DegradedCooldown"/>.
+    /// Requests of a model that fail in a row because a forward pass failed (for a reason of the host, not of the
+    /// request; requests that shared the pass count each) before the host is degraded for that model: the fronts send its requests elsewhere for <see cref="DegradedCooldown"/>.
     /// </summary>
     public int DegradeAfterFailures { get; set; } = 3;
 

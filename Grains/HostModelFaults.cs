@@ -8,7 +8,7 @@ namespace OrleansGpu.Grains;
 /// What is wrong with this host's models, for the fronts' routing (reported with the host's load, see
 /// <see cref="HostLoad.Faults"/>): a model whose copy here failed to load (<c>failed</c>, until
 /// <see cref="GpuHostOptions.LoadRetryBackoff"/> has passed: then the next request loads it again, from a fresh copy), and
-/// a model whose forward passes failed <see cref="GpuHostOptions.DegradeAfterFailures"/> times in a row
+/// a model whose requests failed in a forward pass <see cref="GpuHostOptions.DegradeAfterFailures"/> times in a row
 /// (<c>degraded</c>, for <see cref="GpuHostOptions.DegradedCooldown"/>: then the next request probes it, and one
 /// success clears it). Client errors never count. A singleton of the silo, so it outlives model grain activations.
 /// </summary>

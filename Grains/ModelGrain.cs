@@ -207,6 +207,7 @@ public sealed class ModelGrain(
         }
         catch (PassFailedException ex)
         {
+            logger.LogWarning("A forward pass of {Model} failed on this host; the request is sent to another: {Reason}", ModelName, ex.Message);
             faults.PassFailed(ModelName, ex.Message);
             throw new HostModelFailedException(hostOptions.HostName, ModelName, HostFaultCodes.PassFailed, $"Host {hostOptions.HostName}: {ex.Message}");
         }
