@@ -140,13 +140,21 @@ public sealed record HostLoad(
     [property: Id(5)] int MaxConcurrent,
     [property: Id(6)] string Device,
     [property: Id(7)] HostAvailability Availability = HostAvailability.Serving,
-    [property: Id(8)] IReadOnlyList<HostModel>? Models = null)
+    [property: Id(8)] IReadOnlyList<HostModel>? Models = null,
+    [property: Id(9)] IReadOnlyList<ModelFault>? Faults = null)
 {
     /// <summary>What least-busy routing compares: estimated tokens waiting or running on the host.</summary>
     public long Tokens => QueuedTokens + RunningTokens;
 
     /// <summary>Whether new work may be sent to the host at all (see <see cref="HostAvailability"/>).</summary>
     public bool TakesWork => Availability == HostAvailability.Serving;
+
+    /// <summary>
+    /// Whether the host should get no requests for <paramref name="requested"/> now (as a request names it): its copy
+    /// failed to load, or its passes kept failing, and the back-off or cool-down has not passed (<see cref="ModelFault"/>).
+    /// </summary>
+    public ModelFault? FaultFor(string requested, DateTimeOffset now) =>
+        Faults?.FirstOrDefault(f => f.Until > now && f.Answers(requested));
 
     /// <summary>The host's entry for a model as a request names it (its canonical name or a spelling that resolved to it), or null.</summary>
     public HostModel? Model(string requested) => Models?.FirstOrDefault(m => m.Answers(requested));
@@ -163,6 +171,23 @@ public enum HostAvailability
 
     /// <summary>The silo is stopping (SIGTERM: a deploy, a restart): it finishes the jobs it holds, then leaves the cluster.</summary>
     Draining,
+}
+
+/// <summary>
+/// Something wrong with a model on one host (<see cref="HostLoad.Faults"/>): <see cref="Kind"/> <c>failed</c> (its copy
+/// there failed to load: <see cref="Reason"/>) or <c>degraded</c> (<see cref="Failures"/> forward passes in a row
+/// failed). Until <see cref="Until"/> the fronts send the model's requests to other hosts; then the host is tried again.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("OrleansGpu.ModelFault")]
+public sealed record ModelFault(
+    [property: Id(0)] string Model,
+    [property: Id(1)] string Kind,
+    [property: Id(2)] string Reason,
+    [property: Id(3)] DateTimeOffset Until,
+    [property: Id(4)] int Failures,
+    [property: Id(5)] IReadOnlyList<string> Aliases)
+{
+    public bool Answers(string requested) => string.Equals(Model, requested, StringComparison.Ordinal) || Aliases.Contains(requested, StringComparer.Ordinal);
 }
 
 /// <summary>What a model is ready for on a host, or being loaded for.</summary>

@@ -90,3 +90,40 @@ public static class ErrorCodes
     /// <summary>The download arrived different from what the hub announced (sha256, size) and was thrown away.</summary>
     public const string ModelDownloadFailed = "model_download_failed";
 }
+
+/// <summary>
+/// This host cannot run the model now, for a reason of the host and not of the request: its copy failed to load
+/// (<see cref="Code"/> <c>model_unreadable</c> or <c>model_load_failed</c>), its forward passes keep failing
+/// (<c>model_degraded</c>, <c>pass_failed</c>), or one text does not fit in its device's memory
+/// (<c>device_out_of_memory</c>). The front sends the request to another host and, for a while, the model's other
+/// requests too (the host's load report says for how long: <see cref="HostLoad.Faults"/>); the model stays loaded.
+/// </summary>
+[GenerateSerializer, Alias("OrleansGpu.HostModelFailedException")]
+public sealed class HostModelFailedException : Exception
+{
+    public HostModelFailedException(string host, string model, string code, string message)
+        : base(message)
+    {
+        Host = host;
+        Model = model;
+        Code = code;
+    }
+
+    [Id(0)]
+    public string Host { get; }
+
+    [Id(1)]
+    public string Model { get; }
+
+    [Id(2)]
+    public string Code { get; }
+}
+
+/// <summary>The codes of <see cref="HostModelFailedException"/>.</summary>
+public static class HostFaultCodes
+{
+    public const string ModelLoadFailed = "model_load_failed";
+    public const string ModelDegraded = "model_degraded";
+    public const string PassFailed = "pass_failed";
+    public const string DeviceOutOfMemory = "device_out_of_memory";
+}

@@ -16,7 +16,7 @@ namespace OrleansGpu.Grains;
 [Reentrant]
 [SiloKeyedPlacement]
 public sealed class GpuHostGrain(
-    HostJobs jobs, HostModels models, HostMemory memory, ModelSources sources, HostHardware hardware, EncoderOptions encoderOptions, IGrainFactory grains)
+    HostJobs jobs, HostModels models, HostMemory memory, ModelSources sources, HostHardware hardware, EncoderOptions encoderOptions, IGrainFactory grains, HostModelFaults faults)
     : Grain, IGpuHostGrain
 {
     private static readonly string Version =
@@ -46,7 +46,7 @@ public sealed class GpuHostGrain(
     }
 
     public Task<HostLoad> GetLoadAsync() =>
-        Task.FromResult(jobs.Load(hardware.Snapshot.Expected(encoderOptions.Device)) with { Models = models.Describe() });
+        Task.FromResult(jobs.Load(hardware.Snapshot.Expected(encoderOptions.Device)) with { Models = models.Describe(), Faults = faults.Describe(models.AliasesOf) });
 
     public async Task<HostInfo> GetInfoAsync()
     {

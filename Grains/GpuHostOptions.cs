@@ -113,6 +113,8 @@ public sealed class GpuHostOptions
     /// (the front tries another host, then answers 503 with Retry-After).
     /// </summary>
     public TimeSpan MemoryWait { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
     /// The precision of requests that name none (<c>GPU_PRECISION</c>): <c>fp32</c> (the default) or <c>fp16</c> for every
     /// model, or per model, <c>all-MiniLM-L6-v2=fp16,roberta-large=fp32</c>, with an optional bare value for the rest
     /// (<c>fp16,microsoft/deberta-xlarge-mnli=fp32</c>). See <see cref="PrecisionSetting"/>.
@@ -125,6 +127,21 @@ public sealed class GpuHostOptions
     /// slower than fp32 and no closer to CUDA's arithmetic; for checking the fp16 path on a machine without a GPU.
     /// </summary>
     public bool Fp16OnCpu { get; set; }
+
+    /// <summary>
+    /// Requests of a model that fail in a row because a forward pass failed (for a reason of the host, not of the
+    /// request; requests that shared the pass count each) before the host is degraded for that model: the fronts send its requests elsewhere for <see cref="DegradedCooldown"/>.
+    /// </summary>
+    public int DegradeAfterFailures { get; set; } = 3;
+
+    /// <summary>How long a host degraded for a model gets none of its requests; then the next one probes it.</summary>
+    public TimeSpan DegradedCooldown { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How long after a model failed to load on this host (a damaged copy) the fronts send its requests elsewhere; the
+    /// next load after it reads a fresh copy.
+    /// </summary>
+    public TimeSpan LoadRetryBackoff { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>How often the device's name and memory are read (<c>nvidia-smi</c>), off the grains' turns.</summary>
     public TimeSpan HardwareProbeInterval { get; set; } = TimeSpan.FromSeconds(10);
@@ -182,6 +199,9 @@ public sealed class GpuHostOptionsValidator : IValidateOptions<GpuHostOptions>
             ? $"{Name(nameof(o.MemoryBudget))} must be a size such as 12GiB or 800MiB, or a share of the device's memory such as 80%; got '{budget}'."
             : null,
         o.MemoryWait < TimeSpan.Zero ? $"{Name(nameof(o.MemoryWait))} must not be negative; got {o.MemoryWait}." : null,
+        Positive(nameof(o.DegradeAfterFailures), o.DegradeAfterFailures),
+        o.DegradedCooldown < TimeSpan.Zero ? $"{Name(nameof(o.DegradedCooldown))} must not be negative; got {o.DegradedCooldown}." : null,
+        o.LoadRetryBackoff < TimeSpan.Zero ? $"{Name(nameof(o.LoadRetryBackoff))} must not be negative; got {o.LoadRetryBackoff}." : null,
         o.HardwareProbeInterval <= TimeSpan.Zero ? $"{Name(nameof(o.HardwareProbeInterval))} must be positive; got {o.HardwareProbeInterval}." : null,
         o.HardwareProbeTimeout <= TimeSpan.Zero ? $"{Name(nameof(o.HardwareProbeTimeout))} must be positive; got {o.HardwareProbeTimeout}." : null,
         ModelSourceOptions.EndpointError(o.Sources.HubEndpoint),

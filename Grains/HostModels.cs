@@ -91,6 +91,10 @@ public sealed class HostModels(ModelSources sources)
         return name;
     }
 
+    /// <summary>The spellings requests used for the model <paramref name="canonical"/> on this host, other than its own name.</summary>
+    public IReadOnlyList<string> AliasesOf(string canonical) =>
+        [.. _canonical.Where(c => c.Value == canonical && c.Key != canonical).Select(c => c.Key).Order(StringComparer.Ordinal)];
+
     public void MarkLoaded(string name) => _loaded.TryAdd(name, 0);
 
     public void MarkUnloaded(string name)

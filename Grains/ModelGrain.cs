@@ -28,7 +28,9 @@ public sealed class ModelGrain(
     HostJobs jobs,
     HostMemory memory,
     ILogger<ModelGrain> logger,
-    HostPrecision precisions) : Grain, IModelGrain
+    HostPrecision precisions,
+    HostModelFaults faults,
+    PassFaultInjection injection) : Grain, IModelGrain
 {
     private Task<EmbeddingModel>? _embedding;
     private Task<BertScoreModel>? _bertScore;
@@ -57,12 +59,12 @@ public sealed class ModelGrain(
     {
         var (model, precision) = await EmbeddingInAsync(work.Precision);
         var sequences = await Task.Run(() => EngineErrors.Translate(() => model.Tokenize(work.Texts, work.Truncate)), cancellationToken);
-        var vectors = await model.EmbedAsync(
+        var vectors = await PassesAsync(() => model.EmbedAsync(
             sequences,
             work.Normalize,
             hostOptions.EmbedBatch,
             p => jobs.ReportProgress(jobId, p.Done, p.Total, p.Batch, p.Batches),
-            cancellationToken);
+            cancellationToken));
         var tokens = sequences.Sum(s => (long)s.Length);
         return new EmbeddingBatch(work.Model, work.Texts.Count, model.Dimensions, EmbeddingBatch.Pack(vectors), hostOptions.HostName, tokens, Label(precision));
     }
@@ -83,12 +85,12 @@ public sealed class ModelGrain(
             BatchSize = BertScoreWork.MatchingChunk,
         };
         // Tokenizing and matching run on the thread pool, the forward passes on the model's batcher threads.
-        var result = await Task.Run(
+        var result = await PassesAsync(() => Task.Run(
             () => EngineErrors.TranslateAsync(() => model.ScoreAsync(
                 request,
                 p => jobs.ReportProgress(jobId, p.Done, p.Total, p.Batch, p.Batches),
                 cancellationToken)),
-            cancellationToken);
+            cancellationToken));
         return new BertScoreScores(work.Model, result.Precision, result.Recall, result.F1, result.NumLayers, result.Hash, hostOptions.HostName, Label(precision));
     }
 
@@ -178,7 +180,7 @@ public sealed class ModelGrain(
     }
 
     private EncoderOptions EncoderOptionsFor(GraphPrecision precision) =>
-        precision == GraphPrecision.Fp16 ? encoderOptions with { Float16Graph = true } : encoderOptions;
+        precision == GraphPrecision.Fp16 ? ModelEncoderOptions with { Float16Graph = true } : ModelEncoderOptions;
 
     private static string Label(GraphPrecision precision) => precision == GraphPrecision.Fp16 ? Precisions.Fp16 : Precisions.Fp32;
 
@@ -237,7 +239,26 @@ public sealed class ModelGrain(
             {
                 var folder = await sources.ResolveAsync(ModelName);
                 using var turn = await memory.BeginLoadAsync(ModelName, HostMemory.Estimate(folder), CancellationToken.None);
-                var model = load(folder);
+                T model;
+                try
+                {
+                    model = load(folder);
+                }
+                catch (Exception ex) when (ModelLoadFaults.IsOfThisCopy(ex))
+                {
+                    // This host's copy is damaged (another host's may not be): say so in the load reports, so that the
+                    // fronts send the model elsewhere, and put the copy aside so that the next load reads a fresh one.
+                    var reason = ModelLoadFaults.Reason(ex, folder);
+                    faults.LoadFailed(ModelName, reason);
+                    ModelLoadFaults.PutAside(folder, sources, graphs, logger);
+                    throw new HostModelFailedException(
+                        hostOptions.HostName,
+                        ModelName,
+                        ex is ModelUnreadableException ? ErrorCodes.ModelUnreadable : HostFaultCodes.ModelLoadFailed,
+                        $"Model '{ModelName}' failed to load on host {hostOptions.HostName}: {reason}");
+                }
+
+                faults.Loaded(ModelName);
                 try
                 {
                     await FirstPassAsync(model);
@@ -262,6 +283,34 @@ public sealed class ModelGrain(
     private Task FirstPassAsync(IDisposable model) => model is EmbeddingModel embedding
         ? embedding.EmbedAsync(embedding.Tokenize(["warm up"], true), null, hostOptions.EmbedBatch, _ => { }, CancellationToken.None)
         : Task.CompletedTask;
+
+    /// <summary>
+    /// Runs work made of forward passes and keeps the model's record of them: a pass that failed for a reason of the
+    /// host (its device, its runtime) counts towards degrading the model here and is the host's error, which the front
+    /// retries on another host; a text the device cannot hold alone is too, without counting; a success clears the count.
+    /// </summary>
+    private async Task<T> PassesAsync<T>(Func<Task<T>> work)
+    {
+        try
+        {
+            var result = await work();
+            faults.PassSucceeded(ModelName);
+            return result;
+        }
+        catch (PassFailedException ex)
+        {
+            logger.LogWarning("A forward pass of {Model} failed on this host; the request is sent to another: {Reason}", ModelName, ex.Message);
+            faults.PassFailed(ModelName, ex.Message);
+            throw new HostModelFailedException(hostOptions.HostName, ModelName, HostFaultCodes.PassFailed, $"Host {hostOptions.HostName}: {ex.Message}");
+        }
+        catch (DeviceOutOfMemoryException ex)
+        {
+            throw new HostModelFailedException(hostOptions.HostName, ModelName, HostFaultCodes.DeviceOutOfMemory, $"Host {hostOptions.HostName}: {ex.Message}");
+        }
+    }
+
+    /// <summary>The session options of this model: the host's, with a test's injected pass faults when a test set any.</summary>
+    private EncoderOptions ModelEncoderOptions => injection.For(ModelName, encoderOptions);
 
     private BatchLimits BatchLimits => new()
     {

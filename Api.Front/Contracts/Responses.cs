@@ -2,8 +2,18 @@ using System.Text.Json.Serialization;
 
 namespace OrleansGpu.Api.Contracts;
 
-/// <summary><c>GET /health</c>: the seed's <c>{status, device}</c>, with the number of hosts and whether any is ready.</summary>
-public sealed record HealthResponse(string Status, string Device, int Hosts, bool Ready);
+/// <summary>
+/// <c>GET /health</c>: the seed's <c>{status, device}</c>, with the number of hosts and whether any is ready, and the
+/// models that failed or are degraded on some host (<see cref="Degraded"/>: those hosts get none of those models'
+/// requests for now; the service is still ok while other hosts serve them).
+/// </summary>
+public sealed record HealthResponse(string Status, string Device, int Hosts, bool Ready, IReadOnlyList<ModelFaultResponse>? Degraded = null);
+
+/// <summary>
+/// A model that failed to load (<see cref="State"/> <c>failed</c>) or whose forward passes kept failing (<c>degraded</c>)
+/// on <see cref="Host"/>, why, and until when that host gets none of its requests (then it is tried again).
+/// </summary>
+public sealed record ModelFaultResponse(string Host, string Model, string State, string Reason, DateTimeOffset Until, int Failures);
 
 /// <summary><c>GET /info</c>: the seed's fields (of the first host), every host's, and the version.</summary>
 public sealed record InfoResponse(
@@ -81,8 +91,13 @@ public sealed record JobResponse(
 /// <summary>Part <see cref="Part"/> (from 1) of <see cref="Parts"/> of the request <see cref="RequestId"/>.</summary>
 public sealed record JobPartOfResponse(string RequestId, int Part, int Parts);
 
-/// <summary>One host's queue and jobs; <see cref="State"/> is <c>serving</c>, or <c>draining</c> while it stops (it takes no new work then).</summary>
-public sealed record HostStatusResponse(string Name, int MaxConcurrent, int InFlight, int AvailableSlots, int Waiting, IReadOnlyList<JobResponse> ActiveJobs, string State);
+/// <summary>
+/// One host's queue and jobs; <see cref="State"/> is <c>serving</c>, <c>degraded</c> when some model failed or is
+/// degraded there (<see cref="Faults"/>: it serves its other models), or <c>draining</c> while it stops (it takes no new work then).
+/// </summary>
+public sealed record HostStatusResponse(
+    string Name, int MaxConcurrent, int InFlight, int AvailableSlots, int Waiting, IReadOnlyList<JobResponse> ActiveJobs, string State,
+    IReadOnlyList<ModelFaultResponse>? Faults = null);
 
 /// <summary>
 /// <c>POST /embed</c>: one vector per text, in order, and the precision the model computed them in

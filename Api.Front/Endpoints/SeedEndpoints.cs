@@ -36,7 +36,8 @@ public static class SeedEndpoints
             hosts.Count > 0 ? "ok" : "unavailable",
             hosts.Count > 0 ? DeviceKind(hosts[0].Device) : "none",
             hosts.Count,
-            hosts.Count > 0);
+            hosts.Count > 0,
+            [.. hosts.SelectMany(Faults)]);
         return TypedResults.Json(body, ApiJson.Relaxed.HealthResponse, statusCode: hosts.Count > 0 ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable);
     }
 
@@ -81,14 +82,23 @@ public static class SeedEndpoints
             SplitStatus.ActiveJobs(statuses),
             router.Strategy == RoutingStrategy.LeastBusy ? "least-busy" : "round-robin",
             [.. statuses.Select(s => new HostStatusResponse(
-                s.Host, s.MaxConcurrent, s.InFlight, Math.Max(0, s.MaxConcurrent - s.InFlight), s.Waiting, [.. s.Jobs.Select(j => SplitStatus.Job(j, s.Host))], State(router, s.Host)))]));
+                s.Host, s.MaxConcurrent, s.InFlight, Math.Max(0, s.MaxConcurrent - s.InFlight), s.Waiting, [.. s.Jobs.Select(j => SplitStatus.Job(j, s.Host))], State(router, s.Host),
+                [.. router.Hosts.Where(h => h.Host == s.Host).SelectMany(Faults)]))]));
+    }
+
+    /// <summary>The models a host reports failed or degraded, while the fronts send them elsewhere.</summary>
+    private static IEnumerable<ModelFaultResponse> Faults(HostLoad host)
+    {
+        var now = DateTimeOffset.UtcNow;
+        return (host.Faults ?? []).Where(f => f.Until > now).Select(f => new ModelFaultResponse(host.Host, f.Model, f.Kind, f.Reason, f.Until, f.Failures));
     }
 
     /// <summary>A host's availability as its last load report gave it, in the API's words.</summary>
     private static string State(HostRouter router, string host) =>
-        router.Hosts.FirstOrDefault(h => h.Host == host)?.Availability switch
+        router.Hosts.FirstOrDefault(h => h.Host == host) switch
         {
-            HostAvailability.Draining => "draining",
+            { Availability: HostAvailability.Draining } => "draining",
+            { } load when Faults(load).Any() => "degraded",
             _ => "serving",
         };
 

@@ -56,6 +56,7 @@ public static class ApiErrorCatalog
 
         // The host's copy of the files is at fault, not the request.
         [ErrorCodes.ModelUnreadable] = StatusCodes.Status500InternalServerError,
+        [HostFaultCodes.ModelLoadFailed] = StatusCodes.Status500InternalServerError,
         [ErrorCodes.HubUnreachable] = StatusCodes.Status503ServiceUnavailable,
         [ApiErrorCodes.Unauthorized] = StatusCodes.Status401Unauthorized,
         [ErrorCodes.ModelNotFound] = StatusCodes.Status404NotFound,

@@ -51,6 +51,14 @@ public sealed class HostDirectory(IClusterClient client, RoutingOptions options,
     public bool IsRoutable(HostLoad host) => host.TakesWork && !(_states.TryGetValue(host.Host, out var s) && s.IsDraining);
 
     /// <summary>
+    /// Whether <paramref name="host"/> should get none of <paramref name="work"/>'s model's requests now: the host
+    /// reports the model failed or degraded there (<see cref="HostLoad.Faults"/>), or it just answered that it cannot run it.
+    /// </summary>
+    public bool IsFaulted(HostLoad host, HostWork work) =>
+        work.Model is { } model
+        && (host.FaultFor(model, DateTimeOffset.UtcNow) is not null || (_states.TryGetValue(host.Host, out var s) && s.IsModelFailed(model)));
+
+    /// <summary>
     /// Whether <paramref name="host"/> has the model of <paramref name="work"/> loaded or loading for its use, as the host
     /// reported it, or this front sent that model there since (the host's next report will say; meanwhile requests that
     /// arrive together follow the first instead of each starting a load elsewhere).
@@ -124,6 +132,7 @@ public sealed class HostState
 {
     private readonly CancellationTokenSource _gone = new();
     private readonly ConcurrentDictionary<(string Model, ModelUse Use), long> _sent = new();
+    private readonly ConcurrentDictionary<string, long> _modelFailedUntil = new(StringComparer.Ordinal);
     private long _pending;
     private long _suspectUntil;
     private long _drainingUntil;
@@ -150,6 +159,17 @@ public sealed class HostState
     /// when its load report says draining. Not for ever: a silo of the same name may replace it.
     /// </summary>
     public void MarkDraining(TimeSpan until) => Interlocked.Exchange(ref _drainingUntil, (DateTimeOffset.UtcNow + until).UtcTicks);
+
+    /// <summary>The host answered that it cannot run <paramref name="model"/> now: none of its requests go there until <paramref name="cooldown"/> passes.</summary>
+    public void MarkModelFailed(string? model, TimeSpan cooldown)
+    {
+        if (model is not null)
+        {
+            _modelFailedUntil[model] = (DateTimeOffset.UtcNow + cooldown).UtcTicks;
+        }
+    }
+
+    public bool IsModelFailed(string model) => _modelFailedUntil.TryGetValue(model, out var until) && DateTimeOffset.UtcNow.UtcTicks < until;
 
     /// <summary>Notes that a request for <paramref name="model"/> was just sent here.</summary>
     public void NoteSent(string model, ModelUse use) => _sent[(model, use)] = DateTimeOffset.UtcNow.UtcTicks;

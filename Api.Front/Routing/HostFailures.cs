@@ -22,6 +22,12 @@ public enum HostFailure
 
     /// <summary>The host could not answer (gone, unreachable, message rejected, timed out) or cannot run work at all: another host is tried, and this one avoided a while.</summary>
     HostFailed,
+
+    /// <summary>
+    /// The host cannot run the request's model now (its copy failed to load, its passes fail, a text does not fit in its
+    /// device's memory): another host is tried, and this one gets none of the model's requests a while; its other models are unaffected.
+    /// </summary>
+    ModelFailed,
 }
 
 /// <summary>
@@ -42,6 +48,7 @@ public static class HostFailures
         OperationCanceledException when membershipChanged.IsCancellationRequested => HostFailure.MembershipChanged,
         HostBusyException => HostFailure.Busy,
         HostDrainingException => HostFailure.Draining,
+        HostModelFailedException => HostFailure.ModelFailed,
 
         // SiloUnavailableException is one of these: the silo holding the host died or is unreachable.
         OrleansMessageRejectionException => HostFailure.HostFailed,

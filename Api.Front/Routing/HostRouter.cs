@@ -24,6 +24,7 @@ public sealed class HostRouter : BackgroundService
     private readonly Prewarming _prewarming;
     private readonly ResiliencePipeline _retry;
     private long _retries;
+    private long _modelFailures;
 
     public HostRouter(IClusterClient client, IOptions<RoutingOptions> options, ILogger<HostRouter> logger)
     {
@@ -55,6 +56,9 @@ public sealed class HostRouter : BackgroundService
 
     /// <summary>Counts for /metrics: requests sent again to a host after a host failure or a membership change.</summary>
     public long Retries => Interlocked.Read(ref _retries);
+
+    /// <summary>Counts for /metrics: attempts a host answered that it cannot run the request's model now (sent elsewhere).</summary>
+    public long ModelFailures => Interlocked.Read(ref _modelFailures);
 
     /// <summary>Pre-warms this front started (a busy model loaded on one more host), for tests and diagnostics.</summary>
     public long Prewarms => _prewarming.Count;
@@ -108,7 +112,7 @@ public sealed class HostRouter : BackgroundService
 
     private async ValueTask<T> AttemptAsync<T>(Request<T> request, CancellationToken requestAborted)
     {
-        var host = await NextHostAsync(request.Tried, request.Work, requestAborted) ?? throw request.NoHost();
+        var host = await NextHostAsync(request.Tried, request.CannotRun, request.Work, requestAborted) ?? throw request.NoHost();
         var first = request.Tried.Count == 0;
         request.Tried.Add(host);
         var state = _directory.State(host);
@@ -148,6 +152,27 @@ public sealed class HostRouter : BackgroundService
                     Interlocked.Increment(ref _retries);
                     _logger.LogInformation("GPU host {Host} is stopping; sending the request to another", host);
                     break;
+                case HostFailure.ModelFailed:
+                    // Until the host's own report says for how long (HostLoad.Faults), this front sends it none of the model's requests.
+                    // (A request that names no model can only hold it against the whole host; a text too large for that
+                    // device's memory says nothing of the model's other requests there.)
+                    if (ex is not HostModelFailedException { Code: HostFaultCodes.DeviceOutOfMemory })
+                    {
+                        if (request.Work.Model is null)
+                        {
+                            state.MarkFailed(_options.FailureCooldown);
+                        }
+                        else
+                        {
+                            state.MarkModelFailed(request.Work.Model, _options.FailureCooldown);
+                        }
+                    }
+
+                    request.CannotRun.Add(host);
+                    Interlocked.Increment(ref _retries);
+                    Interlocked.Increment(ref _modelFailures);
+                    _logger.LogWarning("GPU host {Host} cannot run {Model} now ({Reason}); trying another", host, request.Work.Model, ex.Message);
+                    break;
                 case HostFailure.MembershipChanged:
                     // The host is fine: it (or another) may take the request again.
                     request.Tried.Remove(host);
@@ -170,7 +195,7 @@ public sealed class HostRouter : BackgroundService
     }
 
     /// <summary>A host not yet tried; when every known host was, looks once more for hosts that joined (or came back) meanwhile.</summary>
-    private async Task<string?> NextHostAsync(HashSet<string> tried, HostWork work, CancellationToken requestAborted)
+    private async Task<string?> NextHostAsync(HashSet<string> tried, IReadOnlySet<string> cannotRun, HostWork work, CancellationToken requestAborted)
     {
         if (_selection.Pick(_directory, tried, work) is { } host)
         {
@@ -184,7 +209,7 @@ public sealed class HostRouter : BackgroundService
 
         await Task.Delay(LookAgainDelay, requestAborted);
         await _directory.RefreshAsync(requestAborted);
-        tried.RemoveWhere(h => _directory.Hosts.Any(l => l.Host == h) && !_directory.IsSuspect(h));
+        tried.RemoveWhere(h => !cannotRun.Contains(h) && _directory.Hosts.FirstOrDefault(l => l.Host == h) is { } load && !_directory.IsSuspect(h) && !_directory.IsFaulted(load, work));
         return _selection.Pick(_directory, tried, work);
     }
 
@@ -199,6 +224,9 @@ public sealed class HostRouter : BackgroundService
 
         public HashSet<string> Tried { get; } = new(StringComparer.Ordinal);
 
+        /// <summary>The hosts that answered they cannot run this request's model now: not asked again for this request.</summary>
+        public HashSet<string> CannotRun { get; } = new(StringComparer.Ordinal);
+
         /// <summary>Whether every failed attempt so far was a full queue (then the caller should come back later).</summary>
         public bool OnlyBusy { get; set; } = true;
 
@@ -207,8 +235,13 @@ public sealed class HostRouter : BackgroundService
         /// <summary>The hosts that answered with a full queue, by name (a host asked twice counts once).</summary>
         public SortedDictionary<string, HostBusyException> Busy { get; } = new(StringComparer.Ordinal);
 
-        public NoHostAvailableException NoHost() => LastFailure switch
+        /// <summary>
+        /// Why no host could serve the request. When the model failed to load on every host tried, that is the answer (as
+        /// with one host): the model's files must be repaired, and trying later will not help.
+        /// </summary>
+        public Exception NoHost() => LastFailure switch
         {
+            HostModelFailedException { Code: ErrorCodes.ModelUnreadable or HostFaultCodes.ModelLoadFailed } failed => new InvalidWorkException(failed.Code, failed.Message),
             null => new NoHostAvailableException("No GPU host is available: none has joined the cluster yet.", busy: false),
             _ when OnlyBusy => new NoHostAvailableException(
                 $"Every GPU host is busy ({string.Join("; ", Busy.Values.Select(b => b.Message.TrimEnd('.')))}); retry later.", busy: true, LastFailure),

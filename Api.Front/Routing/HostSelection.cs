@@ -4,7 +4,8 @@ namespace OrleansGpu.Api.Routing;
 
 /// <summary>
 /// Picks the host for one attempt among the routable hosts (<see cref="HostDirectory.IsRoutable"/>) not yet tried for
-/// the request. A host that just failed is avoided while another is there; alone, it is tried again.
+/// the request. A host that just failed, or where the request's model failed or is degraded, is avoided while another is
+/// there; alone, it is tried again.
 /// </summary>
 public abstract class HostSelection
 {
@@ -22,6 +23,13 @@ public abstract class HostSelection
         if (candidates.Count == 0)
         {
             return null;
+        }
+
+        // Hosts where the model failed or is degraded get its requests only when no other host is left to try.
+        var sound = candidates.Where(h => !directory.IsFaulted(h, work)).ToList();
+        if (sound.Count > 0)
+        {
+            candidates = sound;
         }
 
         var healthy = candidates.Where(h => !directory.IsSuspect(h.Host)).ToList();

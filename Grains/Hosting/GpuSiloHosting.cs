@@ -44,6 +44,8 @@ public static class GpuSiloHosting
         silo.Services.AddSingleton<HostJobs>();
         silo.Services.AddSingleton<HostModels>();
         silo.Services.AddSingleton<HostMemory>();
+        silo.Services.AddSingleton<HostModelFaults>();
+        silo.Services.AddSingleton<PassFaultInjection>();
         silo.Services.AddSingleton<HostHardware>();
         silo.Services.AddSingleton<HostPrecision>();
         silo.Services.AddHostedService(sp => sp.GetRequiredService<HostHardware>());

@@ -36,6 +36,12 @@ public static class InferenceMetrics
     internal static readonly Counter<long> PaddedTokens = Meter.CreateCounter<long>(
         "padded_tokens_total", "{token}", "Token slots of forward passes, padding included; tokens_total over this is the share of the work that was useful");
 
+    internal static readonly Counter<long> OutOfMemorySplits = Meter.CreateCounter<long>(
+        "oom_splits_total", "{split}", "Forward passes the device ran out of memory for and that were run again in two halves");
+
+    internal static readonly Counter<long> OutOfMemoryRefusals = Meter.CreateCounter<long>(
+        "oom_refused_total", "{sequence}", "Sequences the device ran out of memory for alone: their requests failed on this host (the front tries another)");
+
     internal static readonly Histogram<double> LoadSeconds = Meter.CreateHistogram<double>(
         "model_load_seconds", "s", "Time to load a model (for BERTScore: one layer's graph) and open its session");
 

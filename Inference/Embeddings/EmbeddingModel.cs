@@ -196,12 +196,19 @@ public sealed class EmbeddingModel : IDisposable
                 batch.Add(sequences[order[start + k]]);
             }
 
-            using var states = _encoder.Run(batch, Tokenizer.Special.Pad);
             var normalize = options.Normalize ?? Normalizes;
-            for (var k = 0; k < sizes[b]; k++)
-            {
-                Pool(states, k, batch[k].Length, output.AsSpan(order[start + k] * dims, dims), normalize);
-            }
+            PassSplitting.Run(
+                _encoder,
+                batch,
+                Tokenizer.Special.Pad,
+                (states, offset) =>
+                {
+                    for (var k = 0; k < states.Batch; k++)
+                    {
+                        Pool(states, k, batch[offset + k].Length, output.AsSpan(order[start + offset + k] * dims, dims), normalize);
+                    }
+                },
+                (_, error) => throw error);
 
             done += sizes[b];
             onBatchDone?.Invoke(new BatchProgress(done, sequences.Length, b + 1, sizes.Count));

@@ -71,6 +71,7 @@ internal sealed class EncoderBatcher : IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread[] _workers;
     private readonly TagList _tags;
+    private readonly LoweredPassCap _cap = new();
     private long _forwardPasses;
     private long _sequencesEmbedded;
 
@@ -201,7 +202,7 @@ internal sealed class EncoderBatcher : IDisposable
                 taken[best]++;
             }
 
-            var size = PassSize(candidates.ConvertAll(c => c.Length), _maxBatchSequences, _maxBatchTokens, _passOverheadTokens);
+            var size = PassSize(candidates.ConvertAll(c => c.Length), _maxBatchSequences, _cap.Tokens(_maxBatchTokens), _passOverheadTokens);
             Array.Clear(taken);
             var batch = new List<(Request, int)>(size);
             foreach (var (k, _) in candidates.Take(size))
@@ -287,15 +288,31 @@ internal sealed class EncoderBatcher : IDisposable
             }
         }
 
+        var sequences = batch.Select(b => b.Request.Sequences[b.Index]).ToList();
         try
         {
-            var sequences = batch.Select(b => b.Request.Sequences[b.Index]).ToList();
-            using var states = _encoder.Run(sequences, _padId);
+            var splits = PassSplitting.Run(
+                _encoder,
+                sequences,
+                _padId,
+                (states, offset) =>
+                {
+                    for (var k = 0; k < states.Batch; k++)
+                    {
+                        var (request, index) = batch[offset + k];
+                        request.Consume(states, k, index);
+                    }
+                },
+                (position, error) =>
+                {
+                    InferenceMetrics.OutOfMemoryRefusals.Add(1, _tags);
+                    Fail(batch[position].Request, error);
+                });
             RecordPass(sequences, started);
-            for (var k = 0; k < batch.Count; k++)
+            if (splits > 0)
             {
-                var (request, index) = batch[k];
-                request.Consume(states, k, index);
+                InferenceMetrics.OutOfMemorySplits.Add(splits, _tags);
+                _cap.Lower(sequences.Count, sequences.Max(s => s.Length));
             }
         }
         catch (Exception ex)
@@ -414,5 +431,34 @@ internal sealed class EncoderBatcher : IDisposable
                 Completion.TrySetResult();
             }
         }
+    }
+}
+
+/// <summary>
+/// After the device ran out of memory for a pass, passes are kept to half its padded tokens for a while
+/// (<see cref="Hold"/>), so that the next large requests do not fail their first pass again before they split; then
+/// the configured limit returns (the memory may have been another process's, gone since).
+/// </summary>
+internal sealed class LoweredPassCap
+{
+    public static readonly TimeSpan Hold = TimeSpan.FromMinutes(5);
+
+    private long _tokens = long.MaxValue;
+    private long _until;
+
+    /// <summary>The padded tokens a pass may hold now: <paramref name="configured"/>, or less after a recent split.</summary>
+    public int Tokens(int configured) =>
+        Environment.TickCount64 < Interlocked.Read(ref _until) ? (int)Math.Min(configured, Interlocked.Read(ref _tokens)) : configured;
+
+    /// <summary>A pass of <paramref name="sequences"/> × <paramref name="longest"/> tokens did not fit.</summary>
+    public void Lower(int sequences, int longest)
+    {
+        var half = Math.Max(longest, (long)sequences * longest / 2);
+        if (Environment.TickCount64 >= Interlocked.Read(ref _until) || half < Interlocked.Read(ref _tokens))
+        {
+            Interlocked.Exchange(ref _tokens, half);
+        }
+
+        Interlocked.Exchange(ref _until, Environment.TickCount64 + (long)Hold.TotalMilliseconds);
     }
 }

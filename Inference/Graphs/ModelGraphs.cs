@@ -21,6 +21,10 @@ public sealed class ModelGraphs(string cacheDirectory, ILogger? logger = null, N
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
     private readonly NativeGraphOptions _options = options ?? new NativeGraphOptions();
 
+    // The built graphs handed out per model folder, so that a model that then fails to open can have them set aside.
+    // Shared with the instances of other precisions (WithPrecision), so that discarding a damaged model's graphs takes all of them.
+    private System.Collections.Concurrent.ConcurrentDictionary<string, System.Collections.Concurrent.ConcurrentDictionary<string, byte>> _handedOut = new(StringComparer.Ordinal);
+
     /// <summary>Where built graphs are kept (<c>GRAPHS_DIR</c>; default <see cref="CacheFolders.Graphs"/>).</summary>
     public string CacheDirectory { get; } = Path.GetFullPath(cacheDirectory);
 
@@ -32,7 +36,7 @@ public sealed class ModelGraphs(string cacheDirectory, ILogger? logger = null, N
     /// cache key, so fp16 and fp32 graphs of one model are separate folders and separate sessions.
     /// </summary>
     public ModelGraphs WithPrecision(GraphPrecision precision) =>
-        precision == _options.Precision ? this : new ModelGraphs(CacheDirectory, _logger, _options with { Precision = precision });
+        precision == _options.Precision ? this : new ModelGraphs(CacheDirectory, _logger, _options with { Precision = precision }) { _handedOut = _handedOut };
 
     /// <summary>The model's number of layers: its hidden states are 0 (the embeddings) to this.</summary>
     public int LayerCount(ModelFolder folder)
@@ -83,6 +87,7 @@ public sealed class ModelGraphs(string cacheDirectory, ILogger? logger = null, N
             _logger.LogInformation(
                 "{Action} the {Precision} graph of {Model} from its ONNX export's weights (layer {Layer} of {Layers}): {Graph}",
                 graph.Built ? "Built" : "Using the cached", _options.Precision, folder.Name, at, config.NumHiddenLayers, graph.Folder);
+            _handedOut.GetOrAdd(folder.Directory, _ => new(StringComparer.Ordinal))[graph.Folder] = 0;
             return new LayerGraph(graph.OnnxPath, at, at);
         }
         catch (Exception ex) when (ex is ModelNotSupportedException or InvalidModelException or CheckpointException or GraphBuildException or InvalidDataException)
@@ -90,6 +95,35 @@ public sealed class ModelGraphs(string cacheDirectory, ILogger? logger = null, N
             _logger.LogWarning("The ONNX export of {Model} cannot be converted to {Precision}: {Reason}", folder.Name, _options.Precision, ex.Message);
             throw new PrecisionUnavailableException(folder.Name, _options.Precision, ex.Message, ex);
         }
+    }
+
+    /// <summary>
+    /// Deletes the built graphs of <paramref name="folder"/> this process used (a model that failed to open may have a
+    /// damaged one: a disk error, a copy cut short), so that the next load builds them again. Deleting is always safe.
+    /// Returns the folders deleted.
+    /// </summary>
+    public IReadOnlyList<string> Discard(ModelFolder folder)
+    {
+        if (!_handedOut.TryRemove(folder.Directory, out var graphs))
+        {
+            return [];
+        }
+
+        var deleted = new List<string>();
+        foreach (var graph in graphs.Keys.Where(g => g.StartsWith(CacheDirectory, StringComparison.Ordinal)))
+        {
+            try
+            {
+                Directory.Delete(graph, recursive: true);
+                deleted.Add(graph);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                _logger.LogWarning("Could not delete the graph {Graph}: {Reason}", graph, ex.Message);
+            }
+        }
+
+        return deleted;
     }
 
     private LayerGraph Native(ModelFolder folder, int? layer)
@@ -101,6 +135,7 @@ public sealed class ModelGraphs(string cacheDirectory, ILogger? logger = null, N
         {
             using var checkpoint = ModelWeights.Open(folder.Directory);
             var graph = NativeEncoderGraphs.GetOrBuildGraph(folder.Directory, checkpoint, config, at, CacheDirectory, _options, _logger);
+            _handedOut.GetOrAdd(folder.Directory, _ => new(StringComparer.Ordinal))[graph.Folder] = 0;
             if (graph.Built)
             {
                 _logger.LogInformation(

@@ -25,4 +25,10 @@ public sealed record EncoderOptions
     public bool Float16Graph { get; init; }
 
     public ILogger Logger { get; init; } = NullLogger.Instance;
+
+    /// <summary>
+    /// Where the engine's forward passes run (<see cref="IPassRunner"/>): the session itself, unless a test wraps it to
+    /// make passes fail as a GPU would.
+    /// </summary>
+    public IPassRunner PassRunner { get; init; } = SessionPassRunner.Instance;
 }

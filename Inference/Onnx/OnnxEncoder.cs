@@ -20,10 +20,12 @@ public sealed class OnnxEncoder : IDisposable
     private readonly TensorElementType[] _inputTypes;
     private readonly string[] _outputNames;
 
-    private OnnxEncoder(InferenceSession session, string provider)
+    private OnnxEncoder(InferenceSession session, string provider, EncoderOptions options)
     {
         _session = session;
         Provider = provider;
+        PassRunner = options.PassRunner;
+        Logger = options.Logger;
         _inputNames = [.. session.InputMetadata.Keys];
         _inputRoles = [.. _inputNames.Select(RoleOf)];
         _inputTypes = [.. _inputNames.Select(n => session.InputMetadata[n].ElementDataType)];
@@ -45,6 +47,11 @@ public sealed class OnnxEncoder : IDisposable
     public int HiddenSize { get; private set; }
 
     public bool OnGpu => Provider.StartsWith("CUDA", StringComparison.Ordinal);
+
+    /// <summary>Where the engine runs this encoder's passes (<see cref="EncoderOptions.PassRunner"/>).</summary>
+    public IPassRunner PassRunner { get; }
+
+    internal ILogger Logger { get; }
 
     /// <summary>Opens a session from a model file.</summary>
     public static OnnxEncoder Open(string modelPath, EncoderOptions options) =>
@@ -85,7 +92,7 @@ public sealed class OnnxEncoder : IDisposable
                 var session = create(cudaOptions);
                 var provider = $"CUDA:{device.DeviceId}";
                 options.Logger.LogInformation("ONNX Runtime session on {Provider} (device setting {Device})", provider, device);
-                return new OnnxEncoder(session, provider);
+                return new OnnxEncoder(session, provider, options);
             }
             catch (Exception ex) when (device.Kind == ExecutionDeviceKind.Auto && ex is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
             {
@@ -109,7 +116,7 @@ public sealed class OnnxEncoder : IDisposable
 
         var cpuSession = create(cpuOptions);
         options.Logger.LogInformation("ONNX Runtime session on CPU (device setting {Device})", device);
-        return new OnnxEncoder(cpuSession, "CPU");
+        return new OnnxEncoder(cpuSession, "CPU", options);
     }
 
     private static SessionOptions NewSessionOptions(EncoderOptions options)

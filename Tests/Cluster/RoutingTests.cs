@@ -163,7 +163,7 @@ public sealed class RoutingTests(GpuClusterFixture fixture)
     }
 
     [Fact]
-    public async Task A_bad_model_file_is_tried_on_one_host_and_is_not_a_no_host_error()
+    public async Task A_bad_model_file_on_every_host_is_tried_once_on_each_and_answered_as_the_model_failing_to_load_not_as_no_host()
     {
         var ct = TestContext.Current.CancellationToken;
         const string broken = "acme/broken-model";
@@ -187,10 +187,12 @@ public sealed class RoutingTests(GpuClusterFixture fixture)
             return h.EmbedAsync(new EmbedWork(broken, ["x"]), t);
         }, ct));
 
-        Assert.NotNull(error);
-        Assert.IsNotType<NoHostAvailableException>(error);
-        Assert.Equal(1, attempts);
-        Assert.Equal(0, router.Retries);
+        // One host's copy may be damaged where another's is fine, so each host is tried, once; when every copy fails,
+        // the client hears that the model failed to load (a 500 model_load_failed), not that no host is there.
+        var failed = Assert.IsType<InvalidWorkException>(error);
+        Assert.Equal(HostFaultCodes.ModelLoadFailed, failed.Code);
+        Assert.Equal(3, attempts);
+        Assert.Equal(3, router.ModelFailures);
     }
 
     [Fact]
