@@ -261,7 +261,12 @@ public sealed class ModelGrain(
                 faults.Loaded(ModelName);
                 try
                 {
-                    await FirstPassAsync(model);
+                    // A first pass that fails is a failed pass like any other: counted, and the host's error.
+                    await PassesAsync(async () =>
+                    {
+                        await FirstPassAsync(model);
+                        return true;
+                    });
                 }
                 catch
                 {
