@@ -58,8 +58,13 @@ public sealed record JobResponse(
 /// <summary>Part <see cref="Part"/> (from 1) of <see cref="Parts"/> of the request <see cref="RequestId"/>.</summary>
 public sealed record JobPartOfResponse(string RequestId, int Part, int Parts);
 
-/// <summary>One host's queue and jobs; <see cref="State"/> is <c>serving</c>, or <c>draining</c> while it stops (it takes no new work then).</summary>
-public sealed record HostStatusResponse(string Name, int MaxConcurrent, int InFlight, int AvailableSlots, int Waiting, IReadOnlyList<JobResponse> ActiveJobs, string State);
+/// <summary>
+/// One host's queue and jobs; <see cref="State"/> is <c>serving</c>, or <c>draining</c> while it stops (it takes no new
+/// work then). <see cref="MaxConcurrentSource"/> says where <see cref="MaxConcurrent"/> came from: <c>GPU_MAX_CONCURRENT</c>,
+/// or the default rule with its figures.
+/// </summary>
+public sealed record HostStatusResponse(
+    string Name, int MaxConcurrent, int InFlight, int AvailableSlots, int Waiting, IReadOnlyList<JobResponse> ActiveJobs, string State, string? MaxConcurrentSource);
 
 /// <summary><c>POST /embed</c>: one vector per text, in order.</summary>
 public sealed record EmbedResponse(IReadOnlyList<float[]> Embeddings, string Model, int Dimensions);

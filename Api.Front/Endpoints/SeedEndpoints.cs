@@ -74,7 +74,7 @@ public static class SeedEndpoints
             SplitStatus.ActiveJobs(statuses),
             router.Strategy == RoutingStrategy.LeastBusy ? "least-busy" : "round-robin",
             [.. statuses.Select(s => new HostStatusResponse(
-                s.Host, s.MaxConcurrent, s.InFlight, Math.Max(0, s.MaxConcurrent - s.InFlight), s.Waiting, [.. s.Jobs.Select(j => SplitStatus.Job(j, s.Host))], State(router, s.Host)))]));
+                s.Host, s.MaxConcurrent, s.InFlight, Math.Max(0, s.MaxConcurrent - s.InFlight), s.Waiting, [.. s.Jobs.Select(j => SplitStatus.Job(j, s.Host))], State(router, s.Host), s.MaxConcurrentSource))]));
     }
 
     /// <summary>A host's availability as its last load report gave it, in the API's words.</summary>
