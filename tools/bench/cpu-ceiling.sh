@@ -16,7 +16,7 @@
 #
 # Settings of the front pass through the environment (GPU_MAX_CONCURRENT=2 tools/bench/cpu-ceiling.sh measures the
 # seed's admission). CLIENTS (8), BATCH (32), REQUESTS (96), SECONDS_RAW (raw, per workload; 4), ORACLE
-# (../shared/oracles/embed-public.json), MODELS_DIR, BASE_PORT (45100) and FRONT_DLL (another build of the front, to
+# (../shared/oracles/embed-public.json), MODELS_DIR, BASE_PORT (48700) and FRONT_DLL (another build of the front, to
 # compare commits) can be set too.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,7 +28,7 @@ batch=${BATCH:-32}
 requests=${REQUESTS:-96}
 seconds=${SECONDS_RAW:-4}
 oracle=${ORACLE:-../shared/oracles/embed-public.json}
-port=${BASE_PORT:-45100}
+port=${BASE_PORT:-48700}
 models=${MODELS_DIR:-$HOME/.cache/orleansgpu/models}
 bin=bin/Release/net10.0
 url="http://127.0.0.1:$port"
