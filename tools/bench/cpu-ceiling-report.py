@@ -45,7 +45,7 @@ def metrics(path):
 print("| round | raw 32×32 tokens/s | raw oracle ×32 tokens/s | raw oracle sorted ×32 tokens/s | service tokens/s | "
       "service / raw 32×32 | service / raw oracle sorted | p50 ms | raw 32×32 CPU µs/token | service CPU µs/token (front + client) | CPU efficiency, service / raw 32×32 |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
-ratios, groups_total, seconds_total, client_total, engine = [], {}, 0.0, 0.0, {}
+ratios, groups_total, seconds_total, client_total, engine, per_thread = [], {}, 0.0, 0.0, {}, {}
 for r in range(1, rounds + 1):
     shapes = {s["workload"]: s for s in json.load(open(f"{out}/raw-{r}.json"))["shapes"]}
     raw = {k: v["useful_tokens_per_s"] for k, v in shapes.items()}
@@ -57,6 +57,7 @@ for r in range(1, rounds + 1):
     for tid, (name, ticks) in after.items():
         spent = (ticks - before.get(tid, (name, 0))[1]) / hz
         front_cpu += spent
+        per_thread[(tid, name)] = per_thread.get((tid, name), 0.0) + spent
         groups_total[group(name)] = groups_total.get(group(name), 0) + spent
     seconds_total += service["seconds"]
     user, system = (float(v) for v in open(f"{out}/client-cpu-{r}.txt").read().split()[-2:])
@@ -89,6 +90,12 @@ for name, spent in sorted(groups_total.items(), key=lambda kv: -kv[1]):
         print(f"| front: {name} | {spent:.1f} | {spent / (front_total + client_total):.0%} |")
 print(f"| front: other threads (each under 1%) | {small:.1f} | {small / (front_total + client_total):.0%} |")
 print(f"| client (Bench: HTTP, JSON) | {client_total:.1f} | {client_total / (front_total + client_total):.0%} |")
+print()
+
+# ONNX Runtime's own pool threads carry the name of the thread that opened the session (often a thread-pool worker):
+# a single "thread-pool" thread that works as hard as a batcher worker is one of them.
+print("Busiest threads of the front: " + "; ".join(
+    f"{name} #{tid} {spent:.1f} s" for (tid, name), spent in sorted(per_thread.items(), key=lambda kv: -kv[1])[:5]) + ".")
 print()
 
 
