@@ -184,7 +184,33 @@ public sealed record HostInfo(
     [property: Id(4)] long? VramUsedMb,
     [property: Id(5)] string? CudaVersion,
     [property: Id(6)] IReadOnlyList<ModelDescription> LoadedModels,
-    [property: Id(7)] string Version);
+    [property: Id(7)] string Version,
+    [property: Id(8)] HostMemoryInfo? Memory = null);
+
+/// <summary>
+/// A host's memory for models: its budget (<c>GPU_MEMORY_BUDGET</c>), what its loaded models hold, the models it
+/// unloaded to make room, and per loaded model what it holds and when it was last used.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("OrleansGpu.HostMemoryInfo")]
+public sealed record HostMemoryInfo(
+    [property: Id(0)] long BudgetBytes,
+    [property: Id(1)] long UsedBytes,
+    [property: Id(2)] long Evictions,
+    [property: Id(3)] IReadOnlyList<ModelMemoryInfo> Models);
+
+/// <summary>
+/// One loaded model's memory: <see cref="Bytes"/> held (the larger of its weights and what its load measurably took),
+/// <see cref="WeightBytes"/> from its files, its last use, the work in flight for it (queued or running), and how many
+/// times the host loaded it.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("OrleansGpu.ModelMemoryInfo")]
+public sealed record ModelMemoryInfo(
+    [property: Id(0)] string Name,
+    [property: Id(1)] long Bytes,
+    [property: Id(2)] long WeightBytes,
+    [property: Id(3)] DateTimeOffset LastUsed,
+    [property: Id(4)] int InFlight,
+    [property: Id(5)] long Loads);
 
 [GenerateSerializer, Immutable, Alias("OrleansGpu.ModelDescription")]
 public sealed record ModelDescription(

@@ -21,7 +21,13 @@ public sealed class InvalidWorkException : Exception
 public sealed class HostBusyException : Exception
 {
     public HostBusyException(string host, int waiting)
-        : base($"Host {host} is busy: {waiting} jobs are waiting.")
+        : this(host, waiting, $"Host {host} is busy: {waiting} jobs are waiting.")
+    {
+    }
+
+    /// <summary>Busy for another reason than its queue (no memory free for a model while the others are in use), said in <paramref name="message"/>.</summary>
+    public HostBusyException(string host, int waiting, string message)
+        : base(message)
     {
         Host = host;
         Waiting = waiting;
@@ -74,6 +80,9 @@ public static class ErrorCodes
 
     /// <summary>The hub refused the download: gated or private, without a token that may read it.</summary>
     public const string ModelGated = "model_gated";
+
+    /// <summary>The model's weights alone are larger than the host's memory budget (GPU_MEMORY_BUDGET): it can never be loaded there.</summary>
+    public const string ModelTooLarge = "model_too_large";
 
     /// <summary>The hub cannot be reached to download the model.</summary>
     public const string HubUnreachable = "hub_unreachable";

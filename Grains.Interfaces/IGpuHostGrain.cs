@@ -48,4 +48,10 @@ public interface IModelGrain : IGrainWithStringKey
     Task<IdfTable> BertScoreIdfAsync(IdfWork work, CancellationToken cancellationToken = default);
 
     Task<ModelDescription?> DescribeAsync();
+
+    /// <summary>
+    /// Unloads the model to make room for another (the host's memory chose it: nothing in flight): the activation goes
+    /// once idle and its sessions are disposed; work that arrives after loads the model again.
+    /// </summary>
+    Task UnloadAsync();
 }

@@ -16,7 +16,7 @@ namespace OrleansGpu.Grains;
 [Reentrant]
 [SiloKeyedPlacement]
 public sealed class GpuHostGrain(
-    HostJobs jobs, HostModels models, ModelSources sources, HostHardware hardware, EncoderOptions encoderOptions, IGrainFactory grains)
+    HostJobs jobs, HostModels models, HostMemory memory, ModelSources sources, HostHardware hardware, EncoderOptions encoderOptions, IGrainFactory grains)
     : Grain, IGpuHostGrain
 {
     private static readonly string Version =
@@ -26,23 +26,23 @@ public sealed class GpuHostGrain(
 
     public async Task<EmbeddingBatch> EmbedAsync(EmbedWork work, CancellationToken cancellationToken)
     {
-        var model = await ReadyAsync(work.Model, ModelUse.Embedding, cancellationToken);
+        using var model = await ReadyAsync(work.Model, ModelUse.Embedding, cancellationToken);
         using var lease = await jobs.AdmitAsync("embed", work.Model, work.Texts.Count, WorkSize.Tokens(work.Texts), work.Part, cancellationToken);
-        return await model.EmbedAsync(work, lease.JobId, cancellationToken);
+        return await model.Grain.EmbedAsync(work, lease.JobId, cancellationToken);
     }
 
     public async Task<BertScoreScores> BertScoreAsync(BertScoreWork work, CancellationToken cancellationToken)
     {
         var tokens = WorkSize.Tokens(work.Candidates) + work.References.Sum(WorkSize.Tokens);
-        var model = await ReadyAsync(work.Model, ModelUse.BertScore, cancellationToken);
+        using var model = await ReadyAsync(work.Model, ModelUse.BertScore, cancellationToken);
         using var lease = await jobs.AdmitAsync("bertscore", work.Model, work.Candidates.Count, tokens, work.Part, cancellationToken);
-        return await model.BertScoreAsync(work, lease.JobId, cancellationToken);
+        return await model.Grain.BertScoreAsync(work, lease.JobId, cancellationToken);
     }
 
     public async Task<IdfTable> BertScoreIdfAsync(IdfWork work, CancellationToken cancellationToken)
     {
-        var model = await ReadyAsync(work.Model, ModelUse.BertScore, cancellationToken);
-        return await model.BertScoreIdfAsync(work, cancellationToken);
+        using var model = await ReadyAsync(work.Model, ModelUse.BertScore, cancellationToken);
+        return await model.Grain.BertScoreIdfAsync(work, cancellationToken);
     }
 
     public Task<HostLoad> GetLoadAsync() =>
@@ -64,7 +64,7 @@ public sealed class GpuHostGrain(
         var provider = loaded.FirstOrDefault()?.Provider
             ?? (snapshot.Expected(encoderOptions.Device) == "cpu" ? "CPU" : $"CUDA:{encoderOptions.Device.DeviceId}");
         var (device, deviceName, total, used, cuda) = snapshot.Describe(provider);
-        return new HostInfo(Host, device, deviceName, total, used, cuda, loaded, Version);
+        return new HostInfo(Host, device, deviceName, total, used, cuda, loaded, Version, memory.Describe());
     }
 
     public Task<HostStatus> GetStatusAsync()
@@ -90,7 +90,7 @@ public sealed class GpuHostGrain(
         {
             try
             {
-                await ReadyAsync(request.Model, request.Use, CancellationToken.None);
+                using var ready = await ReadyAsync(request.Model, request.Use, CancellationToken.None);
             }
             catch (Exception ex)
             {
@@ -101,16 +101,35 @@ public sealed class GpuHostGrain(
         return problems;
     }
 
-    /// <summary>The model grain of the requested model, loaded for <paramref name="use"/> (downloaded first when it must be).</summary>
-    private async Task<IModelGrain> ReadyAsync(string requested, ModelUse use, CancellationToken cancellationToken)
+    /// <summary>
+    /// The model grain of the requested model, loaded for <paramref name="use"/> (downloaded first when it must be), and
+    /// marked in use until the result is disposed: the host's memory unloads no model with work in flight.
+    /// </summary>
+    private async Task<ReadyModel> ReadyAsync(string requested, ModelUse use, CancellationToken cancellationToken)
     {
         var canonical = await models.CanonicalAsync(requested, cancellationToken);
-        var grain = grains.GetGrain<IModelGrain>(Key(canonical));
-        var loaded = await models.TrackLoadAsync(canonical, use, () => grain.LoadAsync(use));
+        var inUse = memory.Use(canonical);
+        try
+        {
+            var grain = grains.GetGrain<IModelGrain>(Key(canonical));
+            var loaded = await models.TrackLoadAsync(canonical, use, () => grain.LoadAsync(use));
 
-        // Only a loaded session knows whether CUDA works (TORCH_DEVICE=auto); the default admission follows it.
-        jobs.UseDevice(loaded.Provider.StartsWith("CUDA", StringComparison.Ordinal));
-        return grain;
+            // Only a loaded session knows whether CUDA works (TORCH_DEVICE=auto); the default admission follows it.
+            jobs.UseDevice(loaded.Provider.StartsWith("CUDA", StringComparison.Ordinal));
+            return new ReadyModel(grain, inUse);
+        }
+        catch
+        {
+            inUse.Dispose();
+            throw;
+        }
+    }
+
+    private sealed class ReadyModel(IModelGrain grain, IDisposable inUse) : IDisposable
+    {
+        public IModelGrain Grain { get; } = grain;
+
+        public void Dispose() => inUse.Dispose();
     }
 
     private string Key(string canonical) => $"{Host}/{canonical}";

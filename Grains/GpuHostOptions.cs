@@ -34,6 +34,7 @@ public sealed class GpuHostOptions
         new("GPU_PROGRESS_LOG_LEVEL", nameof(ProgressLogLevel)),
         new("GPU_METRICS_PORT", nameof(MetricsPort)),
         new("GPU_DRAIN_TIMEOUT", nameof(DrainTimeout)),
+        new("GPU_MEMORY_BUDGET", nameof(MemoryBudget)),
     ];
 
     /// <summary>This host's name: the silo name and the key of its host grain (<c>GPU_HOST_NAME</c>, default the machine name).</summary>
@@ -101,6 +102,19 @@ public sealed class GpuHostOptions
     /// </summary>
     public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// The memory this host's loaded models may hold (<c>GPU_MEMORY_BUDGET</c>): a size (<c>12GiB</c>, <c>800MiB</c>) or a
+    /// share of the device's memory (<c>80%</c>); by default 80% of the GPU's memory, or half of RAM on the CPU. Past it,
+    /// idle models are unloaded, least recently used first (<see cref="HostMemory"/>).
+    /// </summary>
+    public string? MemoryBudget { get; set; }
+
+    /// <summary>
+    /// How long a load waits for memory held by models with work in flight to be freed before the host answers busy
+    /// (the front tries another host, then answers 503 with Retry-After).
+    /// </summary>
+    public TimeSpan MemoryWait { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>How often the device's name and memory are read (<c>nvidia-smi</c>), off the grains' turns.</summary>
     public TimeSpan HardwareProbeInterval { get; set; } = TimeSpan.FromSeconds(10);
 
@@ -153,6 +167,10 @@ public sealed class GpuHostOptionsValidator : IValidateOptions<GpuHostOptions>
         string.IsNullOrWhiteSpace(o.DefaultBertScoreModel) ? $"{Name(nameof(o.DefaultBertScoreModel))} must not be empty." : null,
         o.MetricsPort is < 0 or > 65535 ? $"{Name(nameof(o.MetricsPort))} must be a TCP port, or 0 for none; got {o.MetricsPort}." : null,
         o.DrainTimeout < TimeSpan.Zero ? $"{Name(nameof(o.DrainTimeout))} must not be negative; got {o.DrainTimeout}." : null,
+        o.MemoryBudget is { } budget && MemoryBudget.Parse(budget) is null
+            ? $"{Name(nameof(o.MemoryBudget))} must be a size such as 12GiB or 800MiB, or a share of the device's memory such as 80%; got '{budget}'."
+            : null,
+        o.MemoryWait < TimeSpan.Zero ? $"{Name(nameof(o.MemoryWait))} must not be negative; got {o.MemoryWait}." : null,
         o.HardwareProbeInterval <= TimeSpan.Zero ? $"{Name(nameof(o.HardwareProbeInterval))} must be positive; got {o.HardwareProbeInterval}." : null,
         o.HardwareProbeTimeout <= TimeSpan.Zero ? $"{Name(nameof(o.HardwareProbeTimeout))} must be positive; got {o.HardwareProbeTimeout}." : null,
         ModelSourceOptions.EndpointError(o.Sources.HubEndpoint));

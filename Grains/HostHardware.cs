@@ -193,6 +193,16 @@ public sealed class HostHardware(IOptions<GpuHostOptions> options, ILogger<HostH
         }
     }
 
+    /// <summary>
+    /// The used memory of GPU <paramref name="index"/> in bytes, read now (not from the snapshot): what a model's load is
+    /// measured by. Null when nvidia-smi is missing, fails or hangs.
+    /// </summary>
+    public async Task<long?> ReadUsedBytesAsync(int index, CancellationToken cancellationToken)
+    {
+        var output = await RunAsync($"--query-gpu=memory.used --format=csv,noheader,nounits --id={index}", cancellationToken);
+        return output is not null && ParseLong(output.Trim()) is { } mib ? mib * (1L << 20) : null;
+    }
+
     private static long? ParseLong(string s) => long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : null;
 
     public void Dispose() => _stop.Dispose();

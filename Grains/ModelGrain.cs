@@ -24,6 +24,7 @@ public sealed class ModelGrain(
     EncoderOptions encoderOptions,
     GpuHostOptions hostOptions,
     HostJobs jobs,
+    HostMemory memory,
     ILogger<ModelGrain> logger) : Grain, IModelGrain
 {
     private Task<EmbeddingModel>? _embedding;
@@ -154,14 +155,32 @@ public sealed class ModelGrain(
     /// <paramref name="load"/> on them, off the scheduler; concurrent first callers share it. A failed load is not kept:
     /// the next call tries again (the model may have been installed or repaired since).
     /// </summary>
+    /// <remarks>
+    /// The host's memory gives the load its turn (<see cref="HostMemory.BeginLoadAsync"/>): idle models are unloaded
+    /// first when this one does not fit. A first pass runs inside the turn (<see cref="FirstPassAsync"/>), so that what
+    /// the load is measured to hold includes it.
+    /// </remarks>
     private Task<T> LoadOnceAsync<T>(ref Task<T>? slot, Func<ModelFolder, T> load)
+        where T : IDisposable
     {
         if (slot is null || slot.IsFaulted)
         {
             slot = Task.Run(() => EngineErrors.TranslateAsync(async () =>
             {
                 var folder = await sources.ResolveAsync(ModelName);
+                using var turn = await memory.BeginLoadAsync(ModelName, HostMemory.Estimate(folder), CancellationToken.None);
                 var model = load(folder);
+                try
+                {
+                    await FirstPassAsync(model);
+                }
+                catch
+                {
+                    model.Dispose();
+                    throw;
+                }
+
+                await turn.CompleteAsync();
                 Interlocked.Increment(ref _loads);
                 models.MarkLoaded(ModelName);
                 return model;
@@ -171,11 +190,24 @@ public sealed class ModelGrain(
         return slot;
     }
 
+    /// <summary>One short pass of an embedding model, so that the memory measured for its load includes the arena a first pass reserves.</summary>
+    private Task FirstPassAsync(IDisposable model) => model is EmbeddingModel embedding
+        ? embedding.EmbedAsync(embedding.Tokenize(["warm up"], true), null, hostOptions.EmbedBatch, _ => { }, CancellationToken.None)
+        : Task.CompletedTask;
+
     private BatchLimits BatchLimits => new()
     {
         MaxBatchTokens = hostOptions.MaxBatchTokens,
         MaxBatchSequences = hostOptions.MaxBatchSequences,
     };
+
+    public Task UnloadAsync()
+    {
+        // Orleans deactivates once no call runs here; calls that arrive meanwhile go to a new activation, which loads again.
+        logger.LogInformation("Unloading {Model} from {Host} to make room for another model", ModelName, hostOptions.HostName);
+        DeactivateOnIdle();
+        return Task.CompletedTask;
+    }
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
@@ -190,6 +222,8 @@ public sealed class ModelGrain(
             _bertScore.Result.Dispose();
         }
 
+        // Only now is the memory free: a load waiting for it goes on.
+        memory.Unloaded(ModelName);
         return Task.CompletedTask;
     }
 }

@@ -16,6 +16,10 @@ public sealed record InfoResponse(
     string? Version,
     IReadOnlyList<HostInfoResponse> Hosts);
 
+/// <summary>
+/// One host: its device, its loaded models, and its memory for models: the budget (<c>GPU_MEMORY_BUDGET</c>; null when
+/// the device's memory is unknown), what the loaded models hold, and how many idle models it unloaded to make room.
+/// </summary>
 public sealed record HostInfoResponse(
     string Name,
     string Device,
@@ -25,9 +29,27 @@ public sealed record HostInfoResponse(
     string? CudaVersion,
     IReadOnlyList<string> LoadedModels,
     IReadOnlyList<LoadedModelResponse> Models,
-    string Version);
+    string Version,
+    long? MemoryBudgetBytes = null,
+    long? MemoryUsedBytes = null,
+    long? Evictions = null);
 
-public sealed record LoadedModelResponse(string Name, string Provider, bool Embedding, bool Bertscore, int? Dimensions, int? Layers);
+/// <summary>
+/// A loaded model: what it is loaded for, the memory it holds (the larger of its weights and what its load measurably
+/// took) and its weights' size, when it was last used (UTC), the work in flight for it, and its loads on the host.
+/// </summary>
+public sealed record LoadedModelResponse(
+    string Name,
+    string Provider,
+    bool Embedding,
+    bool Bertscore,
+    int? Dimensions,
+    int? Layers,
+    long? MemoryBytes = null,
+    long? WeightBytes = null,
+    DateTimeOffset? LastUsed = null,
+    int? InFlight = null,
+    long? Loads = null);
 
 /// <summary><c>GET /status</c>: the seed's queue and jobs over all hosts, the routing strategy, and each host's own.</summary>
 public sealed record StatusResponse(QueueResponse Queue, IReadOnlyList<JobResponse> ActiveJobs, string Routing, IReadOnlyList<HostStatusResponse> Hosts);

@@ -28,7 +28,7 @@ public static class ApiDocumentation
         route.Produces<T>(StatusCodes.Status401Unauthorized, contentType);
         if (compute)
         {
-            foreach (var status in new[] { 400, 404, 413, 415, 503 })
+            foreach (var status in new[] { 400, 404, 413, 415, 422, 503 })
             {
                 route.Produces<T>(status, contentType);
             }

@@ -60,9 +60,16 @@ public static class SeedEndpoints
                 i.VramUsedMb,
                 i.CudaVersion,
                 [.. i.LoadedModels.Select(m => m.Name)],
-                [.. i.LoadedModels.Select(m => new LoadedModelResponse(m.Name, m.Provider, m.Embedding, m.BertScore, m.Dimensions, m.Layers))],
-                i.Version))]));
+                [.. i.LoadedModels.Select(m => Loaded(m, i.Memory?.Models.FirstOrDefault(x => x.Name == m.Name)))],
+                i.Version,
+                i.Memory is { BudgetBytes: not long.MaxValue } memory ? memory.BudgetBytes : null,
+                i.Memory?.UsedBytes,
+                i.Memory?.Evictions))]));
     }
+
+    private static LoadedModelResponse Loaded(ModelDescription m, ModelMemoryInfo? memory) => new(
+        m.Name, m.Provider, m.Embedding, m.BertScore, m.Dimensions, m.Layers,
+        memory?.Bytes, memory?.WeightBytes, memory?.LastUsed.ToUniversalTime(), memory?.InFlight, memory?.Loads);
 
     private static async Task<Ok<StatusResponse>> StatusAsync(HostRouter router, IClusterClient client, HttpContext context)
     {

@@ -47,6 +47,9 @@ public static class ApiErrorCatalog
         [ErrorCodes.BaselineNotFound] = StatusCodes.Status400BadRequest,
         [ErrorCodes.ModelInvalid] = StatusCodes.Status400BadRequest,
         [ErrorCodes.ModelUnsupported] = StatusCodes.Status400BadRequest,
+
+        // The request is well formed, but the model it names cannot fit the host's memory budget (not 413: the body is fine).
+        [ErrorCodes.ModelTooLarge] = StatusCodes.Status422UnprocessableEntity,
         [ErrorCodes.ModelNotAllowed] = StatusCodes.Status403Forbidden,
         [ErrorCodes.ModelGated] = StatusCodes.Status403Forbidden,
         [ErrorCodes.ModelDownloadFailed] = StatusCodes.Status502BadGateway,

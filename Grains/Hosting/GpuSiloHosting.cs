@@ -43,6 +43,7 @@ public static class GpuSiloHosting
         silo.Services.AddPlacementDirector<SiloKeyedPlacement, SiloKeyedPlacementDirector>();
         silo.Services.AddSingleton<HostJobs>();
         silo.Services.AddSingleton<HostModels>();
+        silo.Services.AddSingleton<HostMemory>();
         silo.Services.AddSingleton<HostHardware>();
         silo.Services.AddHostedService(sp => sp.GetRequiredService<HostHardware>());
         silo.Services.AddSingleton(sp => new ModelStore(

@@ -6,14 +6,21 @@ namespace OrleansGpu.Inference.Tokenization;
 /// </summary>
 internal sealed class SpecialTokenMatcher
 {
-    private readonly (string Text, int Id, bool StripLeft)[] _tokens;
+    private readonly (string Text, int Id, bool StripLeft, bool StripRight)[] _tokens;
 
-    public SpecialTokenMatcher(IEnumerable<(string Text, int Id, bool StripLeft)> tokens) =>
+    public SpecialTokenMatcher(IEnumerable<(string Text, int Id, bool StripLeft)> tokens)
+        : this(tokens.Select(t => (t.Text, t.Id, t.StripLeft, false)))
+    {
+    }
+
+    /// <summary>Tokens that may also swallow the whitespace after them (an added token's <c>rstrip</c>).</summary>
+    public SpecialTokenMatcher(IEnumerable<(string Text, int Id, bool StripLeft, bool StripRight)> tokens) =>
         _tokens = tokens.Where(t => t.Text.Length > 0).OrderByDescending(t => t.Text.Length).ToArray();
 
     /// <summary>
     /// Calls <paramref name="onText"/> for each stretch of ordinary text and <paramref name="onSpecial"/> for each
-    /// special token, in order. A token marked StripLeft swallows the whitespace before it (RoBERTa's &lt;mask&gt;).
+    /// special token, in order. A token marked StripLeft swallows the whitespace before it (RoBERTa's &lt;mask&gt;),
+    /// one marked StripRight the whitespace after it.
     /// </summary>
     public void Split(string text, Action<int, int> onText, Action<int> onSpecial)
     {
@@ -34,7 +41,7 @@ internal sealed class SpecialTokenMatcher
                 continue;
             }
 
-            var (token, id, stripLeft) = _tokens[match];
+            var (token, id, stripLeft, stripRight) = _tokens[match];
             var textEnd = i;
             if (stripLeft)
             {
@@ -51,6 +58,11 @@ internal sealed class SpecialTokenMatcher
 
             onSpecial(id);
             i += token.Length;
+            while (stripRight && i < text.Length && char.IsWhiteSpace(text[i]))
+            {
+                i++;
+            }
+
             segmentStart = i;
         }
 

@@ -7,8 +7,10 @@ namespace OrleansGpu.Inference.Tokenization;
 /// from the tokenizer model it declares, so that a model whose tokenizer we cannot read is refused before its weights
 /// are downloaded or read. Read here: WordPiece (<c>vocab.txt</c>, or a <c>tokenizer.json</c> of type WordPiece) and
 /// byte-level BPE (<c>vocab.json</c> + <c>merges.txt</c>, or a <c>tokenizer.json</c> of type BPE whose pre-tokenizer
-/// is ByteLevel, or absent). Not yet: SentencePiece (<c>spm.model</c>, <c>sentencepiece.bpe.model</c>, a Unigram
-/// <c>tokenizer.json</c>), which DeBERTa v2/v3, XLM-RoBERTa and CamemBERT use.
+/// is ByteLevel, or absent), and SentencePiece Unigram as a <c>tokenizer.json</c> (DeBERTa v2/v3, XLM-RoBERTa,
+/// multilingual-e5, bge-m3, CamemBERT), and DeBERTa v2/v3's <c>spm.model</c> alone (a SentencePiece Unigram model). Not:
+/// other SentencePiece model files alone (<c>sentencepiece.bpe.model</c>, ...), nor SentencePiece's BPE (Llama's
+/// <c>tokenizer.model</c>).
 /// </summary>
 public static class TokenizerFiles
 {
@@ -17,11 +19,13 @@ public static class TokenizerFiles
 
     /// <summary>What the client is told we read, in messages.</summary>
     public const string SupportedKinds =
-        "WordPiece (vocab.txt, or a WordPiece tokenizer.json) and byte-level BPE (vocab.json + merges.txt, or a byte-level BPE tokenizer.json)";
+        "WordPiece (vocab.txt, or a WordPiece tokenizer.json), byte-level BPE (vocab.json + merges.txt, or a byte-level BPE tokenizer.json) "
+        + "and SentencePiece Unigram as a tokenizer.json or DeBERTa's spm.model";
 
     /// <summary>Whether <paramref name="files"/> (paths relative to the model's folder) hold tokenizer files of a kind we read.</summary>
     public static bool HasReadable(IReadOnlyCollection<string> files) =>
-        files.Contains("tokenizer.json") || files.Contains("vocab.txt") || (files.Contains("vocab.json") && files.Contains("merges.txt"));
+        files.Contains("tokenizer.json") || files.Contains(SentencePieceModelFile.FileName) || files.Contains("vocab.txt")
+        || (files.Contains("vocab.json") && files.Contains("merges.txt"));
 
     /// <summary>Whether <paramref name="files"/> hold any tokenizer files, of a kind we read or not.</summary>
     public static bool HasAny(IReadOnlyCollection<string> files) =>
@@ -45,7 +49,8 @@ public static class TokenizerFiles
         var sentencePiece = SentencePieceFiles.Where(files.Contains).ToList();
         return sentencePiece.Count == 0
             ? null
-            : $"its tokenizer is SentencePiece ({string.Join(", ", sentencePiece)}), which this service does not read yet; it reads {SupportedKinds}.";
+            : $"its tokenizer is SentencePiece ({string.Join(", ", sentencePiece)}) without a tokenizer.json, and this service reads SentencePiece "
+                + $"only in the tokenizer.json form that Hugging Face converts it to, or as DeBERTa's spm.model; it reads {SupportedKinds}.";
     }
 
     /// <summary>
@@ -60,16 +65,31 @@ public static class TokenizerFiles
         }
 
         var json = Path.Combine(directory, "tokenizer.json");
-        return File.Exists(json) ? TokenizerJsonProblem(json) : null;
+        if (File.Exists(json))
+        {
+            return TokenizerJsonProblem(json);
+        }
+
+        var spm = Path.Combine(directory, SentencePieceModelFile.FileName);
+        return File.Exists(spm) && SentencePieceModelFile.Problem(spm) is { } problem ? $"{problem}; it reads {SupportedKinds}." : null;
     }
 
     /// <summary>Why the tokenizer a <c>tokenizer.json</c> declares is one we do not read, or null when we read it.</summary>
     public static string? TokenizerJsonProblem(string path)
     {
         string? model, preTokenizer;
+        var bytes = File.ReadAllBytes(path);
         try
         {
-            (model, preTokenizer) = Describe(File.ReadAllBytes(path));
+            (model, preTokenizer) = Describe(bytes);
+            if (model == "Unigram")
+            {
+                // Its normalizer, pre-tokenizer and post-processor decide whether it can be applied: all are read.
+                using var document = JsonDocument.Parse(bytes);
+                return UnigramTokenizerJson.Problem(document.RootElement) is { } problem
+                    ? $"its tokenizer.json holds a Unigram (SentencePiece) tokenizer that this service cannot apply: {problem}; it reads {SupportedKinds}."
+                    : null;
+            }
         }
         catch (JsonException ex)
         {
@@ -82,7 +102,6 @@ public static class TokenizerFiles
             ("BPE", null or "ByteLevel") => null,
             ("BPE", var other) => $"its tokenizer.json holds a BPE tokenizer without byte-level pre-tokenisation ({other ?? "none"}, as SentencePiece's BPE), "
                 + $"which this service does not read yet; it reads {SupportedKinds}.",
-            ("Unigram", _) => $"its tokenizer.json holds a Unigram (SentencePiece) tokenizer, which this service does not read yet; it reads {SupportedKinds}.",
             (var other, _) => $"its tokenizer.json holds a tokenizer of type '{other ?? "none"}', which this service does not read; it reads {SupportedKinds}.",
         };
     }

@@ -2,7 +2,10 @@ using System.Text.Json;
 
 namespace OrleansGpu.Inference.Tokenization;
 
-/// <summary>Opens the tokenizer of a Hugging Face model folder: <c>tokenizer.json</c>, <c>vocab.txt</c>, or <c>vocab.json</c> + <c>merges.txt</c>.</summary>
+/// <summary>
+/// Opens the tokenizer of a Hugging Face model folder: <c>tokenizer.json</c>, DeBERTa's <c>spm.model</c>,
+/// <c>vocab.txt</c>, or <c>vocab.json</c> + <c>merges.txt</c>.
+/// </summary>
 public static class TokenizerLoader
 {
     /// <param name="directory">The model folder.</param>
@@ -13,6 +16,12 @@ public static class TokenizerLoader
         if (File.Exists(json))
         {
             return FromTokenizerJson(json);
+        }
+
+        // DeBERTa v2/v3 repos often ship only the SentencePiece model; DeBERTa's tokenizer does not lower-case by default.
+        if (File.Exists(Path.Combine(directory, SentencePieceModelFile.FileName)))
+        {
+            return SentencePieceModelFile.Load(directory, lowercaseHint ?? false);
         }
 
         var vocabTxt = Path.Combine(directory, "vocab.txt");
@@ -28,16 +37,21 @@ public static class TokenizerLoader
             return ByteLevelBpeTokenizer.FromFiles(vocabJson, merges);
         }
 
-        throw new FileNotFoundException($"No tokenizer.json, vocab.txt or vocab.json + merges.txt in {directory}.");
+        throw new FileNotFoundException($"No tokenizer.json, spm.model, vocab.txt or vocab.json + merges.txt in {directory}.");
     }
 
-    /// <summary>Reads a Hugging Face <c>tokenizer.json</c> with a WordPiece or byte-level BPE model.</summary>
+    /// <summary>Reads a Hugging Face <c>tokenizer.json</c> with a WordPiece, byte-level BPE or Unigram (SentencePiece) model.</summary>
     public static TextTokenizer FromTokenizerJson(string path)
     {
         using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
         var root = doc.RootElement;
         var model = root.GetProperty("model");
         var type = model.TryGetProperty("type", out var t) ? t.GetString() : null;
+        if (type == "Unigram")
+        {
+            return UnigramTokenizerJson.Read(root);
+        }
+
         var specials = root.TryGetProperty("added_tokens", out var added) && added.ValueKind == JsonValueKind.Array
             ? added.EnumerateArray()
                 .Where(a => a.TryGetProperty("special", out var s) && s.ValueKind == JsonValueKind.True)
@@ -86,7 +100,7 @@ public static class TokenizerLoader
             }
 
             default:
-                throw new InvalidDataException($"{path}: tokenizer model '{type}' is not supported (WordPiece and byte-level BPE are).");
+                throw new InvalidDataException($"{path}: tokenizer model '{type}' is not supported (WordPiece, byte-level BPE and Unigram are).");
         }
     }
 

@@ -77,7 +77,11 @@ internal static class UnicodeRules
         sb.Append(Rune.ToLowerInvariant(r).ToString());
     }
 
-    private static string Decompose(string text)
+    /// <summary>A non-spacing mark as tokenizers' <c>is_combining_mark</c> knows it (what StripAccents removes).</summary>
+    public static bool IsCombiningMark(Rune r) => InRanges(BertUnicodeTables.NonSpacingMarks, r.Value);
+
+    /// <summary>Canonical decomposition (NFD) as tokenizers does it: .NET's, less the decompositions newer than its table.</summary>
+    public static string Decompose(string text)
     {
         if (!MayHoldKeptWhole(text))
         {

@@ -27,6 +27,9 @@ public class GpuClusterFixture : IAsyncLifetime
 
     public virtual int MaxConcurrent => 2;
 
+    /// <summary>Each host's GPU_MEMORY_BUDGET; null for the default.</summary>
+    public virtual string? MemoryBudget => null;
+
     public async ValueTask InitializeAsync()
     {
         var builder = new InProcessTestClusterBuilder(3);
@@ -38,6 +41,7 @@ public class GpuClusterFixture : IAsyncLifetime
                 o.ModelsDirectory = _models.Directory;
                 o.Device = "cpu";
                 o.MaxConcurrent = MaxConcurrent;
+                o.MemoryBudget = MemoryBudget;
                 o.DefaultEmbedModel = "all-MiniLM-L6-v2";
                 o.DefaultBertScoreModel = "all-MiniLM-L6-v2";
                 o.Sources = new ModelSourceOptions { Offline = true, CacheDirectory = ServiceProcess.EmptyHuggingFaceCache };

@@ -74,8 +74,13 @@ public static class TinyDeberta
     /// sentence is shorter than the longest on its side of the chunk (all pairs are one chunk here), weights 0 for
     /// [CLS]/[SEP] without idf, or idf from the references, F = 2PR/(P+R).
     /// </summary>
-    public static (double[] P, double[] R, double[] F) ExpectedScores(int[] candidates, int[] references, int layer, bool idf)
+    public static (double[] P, double[] R, double[] F) ExpectedScores(int[] candidates, int[] references, int layer, bool idf) =>
+        ExpectedScores(Oracle, candidates, references, layer, idf);
+
+    /// <summary>The same, over the hidden states of another oracle whose [CLS] and [SEP] are 1 and 2 (DeBERTa v2).</summary>
+    public static (double[] P, double[] R, double[] F) ExpectedScores(ArchitectureOracle oracle, int[] candidates, int[] references, int layer, bool idf)
     {
+        var Oracle = oracle;
         var n = candidates.Length;
         var ids = Enumerable.Range(0, Oracle.Inputs.Length).Select(i => Oracle.Inputs[i].InputIds[..Oracle.Lengths[i]]).ToArray();
         var idfWeights = InverseDocumentFrequencies(references.Select(r => ids[r]).ToList());

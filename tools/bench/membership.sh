@@ -8,6 +8,7 @@
 #   dotnet build -c Release Silo.Gpu && dotnet build -c Release Api.Front
 #   eval "$(tools/postgres/start-local.sh)"        # exports ORLEANSGPU_TEST_POSTGRES (an administrator's connection)
 #   tools/bench/membership.sh [N]                  # default 20 silos; BASE_PORT (default 43000) and 2N+1 ports after it
+#                                                  # SETTLE: seconds (default 10) between the front seeing all hosts and the idle window
 #
 # It creates a database of its own (dropped at the end) and prints one line per figure.
 set -euo pipefail
@@ -82,18 +83,29 @@ done
 echo "front: sees $(curl -sf "http://127.0.0.1:$base/health" | sed -n 's/.*"hosts":\([0-9]*\).*/\1/p') hosts"
 
 # Idle cost over 30 s: what membership, probes and the front's load polling take with nothing to compute.
-sleep 10
+sleep "${SETTLE:-10}"
 silos=(); for i in $(seq 1 "$n"); do silos+=("${pid[s$i]}"); done
 xact() { sql "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '$db'"; }
-s0=$(ticks "${silos[@]}"); f0=$(ticks "${pid[front]}"); x0=$(xact); t0=$(now)
+# What the transactions are: scans of the membership table (each whole-table read, by a silo's refresh or the front's
+# host list, and each single-row read), rows written (IAmAlive, status, suspicions) and version bumps (a change of
+# membership every silo then reads the table for). The statistics collector flushes about once a second.
+tables() {
+  sql "SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0)) FILTER (WHERE relname = 'orleansmembershiptable'), 0),
+              coalesce(sum(n_tup_upd) FILTER (WHERE relname = 'orleansmembershiptable'), 0),
+              coalesce(sum(n_tup_upd) FILTER (WHERE relname = 'orleansmembershipversiontable'), 0)
+       FROM pg_stat_user_tables" | tr '|' ' '
+}
+sleep 2
+s0=$(ticks "${silos[@]}"); f0=$(ticks "${pid[front]}"); x0=$(xact); read -r r0 u0 v0 < <(tables); t0=$(now)
 sleep 30
-s1=$(ticks "${silos[@]}"); f1=$(ticks "${pid[front]}"); x1=$(xact); t1=$(now)
+s1=$(ticks "${silos[@]}"); f1=$(ticks "${pid[front]}"); x1=$(xact); t1=$(now); sleep 2; read -r r1 u1 v1 < <(tables)
 hz=$(getconf CLK_TCK)
 seconds=$(elapsed "$t0" "$t1")
 rss=$(for p in "${silos[@]}"; do rss_mb "$p"; done | sort -n)
 echo "silo memory (RSS): $(head -n1 <<<"$rss")-$(tail -n1 <<<"$rss") MB each, $(paste -sd+ <<<"$rss" | bc) MB for $n; front $(rss_mb "${pid[front]}") MB"
 echo "idle CPU over ${seconds} s: silos $(awk -v t=$((s1 - s0)) -v hz="$hz" -v s="$seconds" -v n="$n" 'BEGIN { printf "%.1f%% of a core each (%.2f cores for all)", 100 * t / hz / s / n, t / hz / s }'); front polling $n hosts $(awk -v t=$((f1 - f0)) -v hz="$hz" -v s="$seconds" 'BEGIN { printf "%.1f%% of a core", 100 * t / hz / s }')"
 echo "PostgreSQL: $(awk -v x=$((x1 - x0)) -v s="$seconds" 'BEGIN { printf "%.1f", x / s }') transactions/s on the membership database"
+echo "membership table: $(awk -v r=$((r1 - r0)) -v u=$((u1 - u0)) -v v=$((v1 - v0)) -v s="$seconds" 'BEGIN { printf "%.1f scans/s, %.1f row updates/s, %.2f version bumps/s", r / s, u / s, v / s }')"
 
 # A silo killed: how long until the table says dead, and until the front stops listing it.
 victim=s$n

@@ -1,0 +1,289 @@
+using System.Buffers.Binary;
+using System.Text;
+using System.Text.Json;
+
+namespace OrleansGpu.Inference.Tokenization;
+
+/// <summary>
+/// DeBERTa v2/v3's <c>spm.model</c> (a SentencePiece ModelProto), read when a repo has no <c>tokenizer.json</c>
+/// (microsoft/deberta-v3-* ship only this), and turned into the tokenizer transformers' DebertaV2Converter makes of it:
+/// the pieces with their scores and ids, control, user-defined and unknown pieces (and <c>added_tokens.json</c>) split
+/// off as added tokens, normalizer [Lowercase when do_lower_case] Strip, Precompiled (the model's charsmap), Replace
+/// <c>" {2,}"</c> → <c>" "</c>; Metaspace (prepend always); [CLS] … [SEP].
+/// </summary>
+public static class SentencePieceModelFile
+{
+    public const string FileName = "spm.model";
+
+    private const int Unigram = 1;
+    private const int TypeUnknown = 2;
+    private const int TypeControl = 3;
+    private const int TypeUserDefined = 4;
+
+    /// <summary>Why the spm.model at <paramref name="path"/> cannot be read as a DeBERTa tokenizer, or null.</summary>
+    public static string? Problem(string path)
+    {
+        try
+        {
+            var model = Parse(File.ReadAllBytes(path));
+            if (model.ModelType != Unigram)
+            {
+                return $"its spm.model is a SentencePiece {(model.ModelType == 2 ? "BPE" : $"type {model.ModelType}")} model; this service reads SentencePiece Unigram models";
+            }
+
+            _ = Specials(model, []);
+            return null;
+        }
+        catch (InvalidDataException ex)
+        {
+            return $"its spm.model cannot be read: {ex.Message}";
+        }
+    }
+
+    /// <summary>The tokenizer of a DeBERTa v2/v3 folder holding <c>spm.model</c> (and maybe <c>added_tokens.json</c>).</summary>
+    public static UnigramTokenizer Load(string directory, bool lowercase)
+    {
+        var model = Parse(File.ReadAllBytes(Path.Combine(directory, FileName)));
+        if (model.ModelType != Unigram)
+        {
+            throw new InvalidDataException($"spm.model is a SentencePiece model of type {model.ModelType}, not Unigram.");
+        }
+
+        var added = new List<(string Text, int Id, bool StripLeft, bool StripRight)>();
+        for (var id = 0; id < model.Pieces.Count; id++)
+        {
+            // Control and user-defined pieces are added tokens in the converted tokenizer; the unknown piece is one of the
+            // special tokens the fast tokenizer adds ([UNK]).
+            if (model.Pieces[id].Type is TypeControl or TypeUserDefined or TypeUnknown)
+            {
+                added.Add((model.Pieces[id].Piece, id, false, false));
+            }
+        }
+
+        var addedJson = Path.Combine(directory, "added_tokens.json");
+        if (File.Exists(addedJson))
+        {
+            using var document = JsonDocument.Parse(File.ReadAllBytes(addedJson));
+            foreach (var entry in document.RootElement.EnumerateObject())
+            {
+                added.Add((entry.Name, entry.Value.GetInt32(), false, false));
+            }
+        }
+
+        var (start, end, pad) = Specials(model, added);
+        var normalizers = new List<SentencePiecePipeline.Normalizer>();
+        if (lowercase)
+        {
+            normalizers.Add(SentencePiecePipeline.ReadNormalizer(Json("""{"type": "Lowercase"}"""))!);
+        }
+
+        normalizers.Add(SentencePiecePipeline.ReadNormalizer(Json("""{"type": "Strip", "strip_left": true, "strip_right": true}"""))!);
+        if (model.CharsMap.Length > 0)
+        {
+            var map = PrecompiledCharsMap.Parse(model.CharsMap);
+            normalizers.Add((string text, ref bool _) => map.Normalize(text));
+        }
+
+        normalizers.Add(SentencePiecePipeline.ReadNormalizer(Json("""{"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}"""))!);
+        var unknown = model.Pieces.FindIndex(p => p.Type == TypeUnknown);
+        return new UnigramTokenizer(
+            [.. model.Pieces.Select(p => new UnigramPiece(p.Piece, p.Score))],
+            new SpecialTokenIds(start, end, pad, model.UnknownId),
+            new UnigramOptions
+            {
+                UnknownId = model.UnknownId >= 0 ? model.UnknownId : unknown >= 0 ? unknown : null,
+                ByteFallback = model.ByteFallback,
+                Normalizer = (string text, ref bool dropped) =>
+                {
+                    foreach (var step in normalizers)
+                    {
+                        text = step(text, ref dropped);
+                    }
+
+                    return text;
+                },
+                PreTokenizer = SentencePiecePipeline.ReadPreTokenizer(Json("""{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true}""")),
+                AddedTokens = added,
+            });
+    }
+
+    private static (int Start, int End, int Pad) Specials(SpmModel model, List<(string Text, int Id, bool, bool)> added)
+    {
+        int Id(string token)
+        {
+            var index = model.Pieces.FindIndex(p => p.Piece == token);
+            return index >= 0 ? index : added.FirstOrDefault(a => a.Text == token) is { Text: not null } a ? a.Id : -1;
+        }
+
+        var (cls, sep) = (Id("[CLS]"), Id("[SEP]"));
+        if (cls < 0 || sep < 0)
+        {
+            throw new InvalidDataException("it has no [CLS] and [SEP] pieces, which a DeBERTa spm.model has");
+        }
+
+        return (cls, sep, Math.Max(Id("[PAD]"), 0));
+    }
+
+    private static JsonElement Json(string json) => JsonDocument.Parse(json).RootElement;
+
+    private sealed record SpmModel(List<(string Piece, float Score, int Type)> Pieces, int ModelType, int UnknownId, bool ByteFallback, byte[] CharsMap);
+
+    /// <summary>The parts of a SentencePiece ModelProto used here: pieces (1), trainer_spec (2), normalizer_spec (3).</summary>
+    private static SpmModel Parse(byte[] bytes)
+    {
+        var pieces = new List<(string, float, int)>();
+        int modelType = Unigram, unknownId = 0;
+        var byteFallback = false;
+        byte[] charsMap = [];
+        var reader = new ProtoReader(bytes);
+        while (reader.Next(out var field, out var wire))
+        {
+            if (field == 1 && wire == 2)
+            {
+                var piece = new ProtoReader(reader.Bytes());
+                string text = "";
+                float score = 0;
+                var type = 1;
+                while (piece.Next(out var f, out var w))
+                {
+                    switch (f, w)
+                    {
+                        case (1, 2): text = Encoding.UTF8.GetString(piece.Bytes()); break;
+                        case (2, 5): score = piece.Fixed32(); break;
+                        case (3, 0): type = (int)piece.Varint(); break;
+                        default: piece.Skip(w); break;
+                    }
+                }
+
+                pieces.Add((text, score, type));
+            }
+            else if (field == 2 && wire == 2)
+            {
+                var spec = new ProtoReader(reader.Bytes());
+                while (spec.Next(out var f, out var w))
+                {
+                    switch (f, w)
+                    {
+                        case (3, 0): modelType = (int)spec.Varint(); break;
+                        case (35, 0): byteFallback = spec.Varint() != 0; break;
+                        case (40, 0): unknownId = (int)spec.Varint(); break;
+                        default: spec.Skip(w); break;
+                    }
+                }
+            }
+            else if (field == 3 && wire == 2)
+            {
+                var spec = new ProtoReader(reader.Bytes());
+                while (spec.Next(out var f, out var w))
+                {
+                    if (f == 2 && w == 2)
+                    {
+                        charsMap = spec.Bytes();
+                    }
+                    else
+                    {
+                        spec.Skip(w);
+                    }
+                }
+            }
+            else
+            {
+                reader.Skip(wire);
+            }
+        }
+
+        if (pieces.Count == 0)
+        {
+            throw new InvalidDataException("it holds no pieces");
+        }
+
+        return new SpmModel(pieces, modelType, unknownId, byteFallback, charsMap);
+    }
+
+    /// <summary>A minimal protobuf wire-format reader; anything malformed is an <see cref="InvalidDataException"/>.</summary>
+    private sealed class ProtoReader(byte[] data)
+    {
+        private int _at;
+
+        public bool Next(out int field, out int wire)
+        {
+            if (_at >= data.Length)
+            {
+                field = wire = 0;
+                return false;
+            }
+
+            var key = Varint();
+            field = (int)(key >> 3);
+            wire = (int)(key & 7);
+            if (field == 0)
+            {
+                throw new InvalidDataException("it is not a SentencePiece model (field 0)");
+            }
+
+            return true;
+        }
+
+        public ulong Varint()
+        {
+            ulong value = 0;
+            for (var shift = 0; shift < 64; shift += 7)
+            {
+                if (_at >= data.Length)
+                {
+                    throw new InvalidDataException("it ends inside a number");
+                }
+
+                var b = data[_at++];
+                value |= (ulong)(b & 0x7F) << shift;
+                if (b < 0x80)
+                {
+                    return value;
+                }
+            }
+
+            throw new InvalidDataException("it holds a number over 64 bits");
+        }
+
+        public byte[] Bytes()
+        {
+            var length = Varint();
+            if (length > (ulong)(data.Length - _at))
+            {
+                throw new InvalidDataException("a field runs past its end");
+            }
+
+            var result = data.AsSpan(_at, (int)length).ToArray();
+            _at += (int)length;
+            return result;
+        }
+
+        public float Fixed32()
+        {
+            Need(4);
+            var value = BinaryPrimitives.ReadSingleLittleEndian(data.AsSpan(_at));
+            _at += 4;
+            return value;
+        }
+
+        public void Skip(int wire)
+        {
+            switch (wire)
+            {
+                case 0: Varint(); break;
+                case 1: Need(8); _at += 8; break;
+                case 2: Bytes(); break;
+                case 5: Need(4); _at += 4; break;
+                default: throw new InvalidDataException($"it is not a SentencePiece model (wire type {wire})");
+            }
+        }
+
+        private void Need(int count)
+        {
+            if (data.Length - _at < count)
+            {
+                throw new InvalidDataException("a field runs past its end");
+            }
+        }
+    }
+}
