@@ -24,7 +24,8 @@ internal sealed record BenchOptions(
     string Packing,
     string Precisions,
     int Rounds,
-    string? BertScoreOracle)
+    string? BertScoreOracle,
+    int Callers)
 {
     public static BenchOptions Parse(string[] args)
     {
@@ -54,6 +55,7 @@ internal sealed record BenchOptions(
             Get("--packing") ?? "padded,packed",
             Get("--precisions") ?? "fp32",
             Int("--rounds", 1),
-            Get("--bertscore-oracle"));
+            Get("--bertscore-oracle"),
+            Int("--callers", 1));
     }
 }

@@ -71,7 +71,7 @@ internal static class EncoderThroughput
                     var order = round % 2 == 0 ? targets : Enumerable.Reverse(targets).ToList();
                     foreach (var target in order)
                     {
-                        totals[target].Add(Time(target.Encoder, workload.Batches, options.Seconds));
+                        totals[target].Add(Time(target.Encoder, workload.Batches, options.Seconds, options.Callers));
                     }
                 }
 
@@ -121,6 +121,8 @@ internal static class EncoderThroughput
                 native = options.Native,
                 layers = options.Layers,
                 rounds = options.Rounds,
+                callers = options.Callers,
+                threads = options.Threads,
                 graphs = targets.Select(t => new { graph = t.Label, path = t.Path, provider = t.Encoder.Provider, build_seconds = t.BuildSeconds, open_seconds = Math.Round(t.OpenSeconds, 2) }),
                 skipped,
                 shapes = rows,
@@ -162,7 +164,11 @@ internal static class EncoderThroughput
     /// wall time and this process's CPU time (on a machine shared with other work, CPU time compares graphs where
     /// wall time mostly measures the neighbours).
     /// </summary>
-    private static (int Iterations, double Seconds, double CpuSeconds) Time(OnnxEncoder encoder, int[][][] batches, double seconds)
+    /// <remarks>
+    /// With <paramref name="callers"/> above one, that many threads run the workload at once on the one session, as
+    /// the batcher's workers do (<c>--callers 2 --threads 1</c> is the service's CPU setting on two cores).
+    /// </remarks>
+    private static (int Iterations, double Seconds, double CpuSeconds) Time(OnnxEncoder encoder, int[][][] batches, double seconds, int callers)
     {
         foreach (var batch in batches.Take(3))
         {
@@ -172,15 +178,22 @@ internal static class EncoderThroughput
         var iterations = 0;
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var clock = Stopwatch.StartNew();
-        while (clock.Elapsed.TotalSeconds < seconds)
+        void Loop()
         {
-            foreach (var batch in batches)
+            while (clock.Elapsed.TotalSeconds < seconds)
             {
-                using var _ = encoder.Run(batch, 0);
-            }
+                foreach (var batch in batches)
+                {
+                    using var states = encoder.Run(batch, 0);
+                }
 
-            iterations++;
+                Interlocked.Increment(ref iterations);
+            }
         }
+
+        var threads = Enumerable.Range(0, Math.Max(1, callers)).Select(_ => new Thread(Loop)).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
 
         var wall = clock.Elapsed.TotalSeconds;
         return (iterations, wall, (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds);

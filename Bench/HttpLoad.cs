@@ -11,6 +11,7 @@ namespace OrleansGpu.Bench;
 /// dotnet Bench.dll --url http://127.0.0.1:8765 --scenario embed-short --requests 200 --concurrency 8 --batch 32
 /// </code>
 /// Scenarios: embed-short (~20 tokens per text), embed-long (~190 tokens), bertscore (pairs of ~30 tokens),
+/// embed-oracle (the embedding oracle's real sentences, --oracle embed-public.json; also reports useful tokens/s),
 /// embed-2048: what one request of 2,048 short inputs costs, sent to /v1/embeddings as the Vercel AI SDK and
 /// OpenAI's cap send them (one at a time by default), status (GET /status: one grain call per host and no
 /// inference, so the cost of the cluster's own round trip shows), and health (GET /health: the front's HTTP path
@@ -27,10 +28,31 @@ internal static class HttpLoad
         }
 
         var corpus = new Corpus();
-        var payloads = Enumerable.Range(0, options.Requests).Select(_ => options.Scenario switch
+
+        // embed-oracle: real sentences of varied length (the embedding oracle's texts, in its order, cycled), with the
+        // tokens the model reads in each known, so that useful tokens/s compares with raw ONNX Runtime's.
+        var (oracleTexts, oracleIds) = options.Scenario == "embed-oracle"
+            ? EmbedOracleFile.ReadTokens(options.Oracle ?? throw new ArgumentException("embed-oracle needs --oracle embed-public.json"))
+            : ([], []);
+        var tokens = new long[options.Requests];
+        string[] OracleBatch(int request)
+        {
+            var texts = new string[options.Batch];
+            for (var k = 0; k < texts.Length; k++)
+            {
+                var at = ((request * options.Batch) + k) % oracleTexts.Length;
+                texts[k] = oracleTexts[at];
+                tokens[request] += oracleIds[at].Length;
+            }
+
+            return texts;
+        }
+
+        var payloads = Enumerable.Range(0, options.Requests).Select(i => options.Scenario switch
         {
             "status" or "health" => null,
             "embed-short" => (object)new { texts = corpus.Sentences(options.Batch, 8, 24), model = options.Model },
+            "embed-oracle" => new { texts = OracleBatch(i), model = options.Model },
             "embed-long" => new { texts = corpus.Sentences(options.Batch, 150, 220), model = options.Model },
             "embed-2048" => new { input = corpus.Sentences(options.Batch, 8, 24), model = options.Model },
             "bertscore" => new
@@ -90,6 +112,7 @@ internal static class HttpLoad
             failures,
             seconds = Math.Round(seconds, 3),
             items_per_s = Math.Round(items / seconds, 1),
+            useful_tokens_per_s = options.Scenario == "embed-oracle" ? Math.Round(tokens.Sum() / seconds) : (double?)null,
             requests_per_s = Math.Round(options.Requests / seconds, 2),
             latency_ms = new { p50 = Math.Round(P(0.5), 1), p90 = Math.Round(P(0.9), 1), p99 = Math.Round(P(0.99), 1), max = Math.Round(latencies[^1], 1) },
             machine = Report.Machine,
@@ -106,6 +129,11 @@ internal static class HttpLoad
             $"| scenario | requests × batch | concurrency | {unit} | p50 ms | p99 ms | failures |",
             [string.Create(CultureInfo.InvariantCulture,
                 $"| {options.Scenario} | {options.Requests} × {batch} | {options.Concurrency} | {result.items_per_s:0.0} | {result.latency_ms.p50:0} | {result.latency_ms.p99:0} | {failures} |")]);
+        if (result.useful_tokens_per_s is { } useful)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"useful tokens/s: {useful:0} ({tokens.Sum() / (double)items:0.0} tokens per text)"));
+        }
+
         Report.Save(options, result);
         return failures == 0 ? 0 : 1;
     }

@@ -2,6 +2,7 @@ using OrleansGpu.Bench;
 
 // Benchmarks, by scenario:
 //   embed-short | embed-long | bertscore   HTTP load against a running front (HttpLoad)
+//   embed-oracle                           the same with the embedding oracle's real sentences; useful tokens/s (HttpLoad)
 //   status | health                        the front's own round trip: one grain call per host, or none (HttpLoad)
 //   embed-2048                             one OpenAI request of 2,048 inputs at a time against a running front (HttpLoad)
 //   encoder                                model-only throughput of one ONNX encoder (EncoderThroughput)

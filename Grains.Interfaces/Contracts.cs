@@ -277,7 +277,8 @@ public sealed record HostStatus(
     [property: Id(1)] int MaxConcurrent,
     [property: Id(2)] int InFlight,
     [property: Id(3)] int Waiting,
-    [property: Id(4)] IReadOnlyList<JobStatus> Jobs);
+    [property: Id(4)] IReadOnlyList<JobStatus> Jobs,
+    [property: Id(5)] string? MaxConcurrentSource = null);
 
 /// <summary>A job of a host: an embed or bertscore request, or (type <c>download</c>, state <c>downloading</c>) a model download with its bytes.</summary>
 [GenerateSerializer, Immutable, Alias("OrleansGpu.JobStatus")]

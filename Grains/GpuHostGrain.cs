@@ -9,8 +9,8 @@ namespace OrleansGpu.Grains;
 /// <summary>
 /// The GPU host of one silo. Thin: it finds the requested model (no grain is activated for a name that resolves to
 /// nothing) and has its model grain ready it (load, download first if need be) before the job takes a slot, so a
-/// download holds none; then it admits the work through the silo's job table (at most GPU_MAX_CONCURRENT at once, a
-/// bounded queue behind), hands it to the model grain, and reports load, status (downloads included) and device.
+/// download holds none; then it admits the work through the silo's job table (at most GPU_MAX_CONCURRENT at once, by default
+/// as many as fill the device's passes, see <see cref="HostAdmission"/>; a bounded queue behind), hands it to the model grain, and reports load, status (downloads included) and device.
 /// Reentrant, so that status and load answer while jobs run.
 /// </summary>
 [Reentrant]
@@ -113,7 +113,10 @@ public sealed class GpuHostGrain(
         try
         {
             var grain = grains.GetGrain<IModelGrain>(Key(canonical));
-            await models.TrackLoadAsync(canonical, use, () => grain.LoadAsync(use, precision));
+            var loaded = await models.TrackLoadAsync(canonical, use, () => grain.LoadAsync(use, precision));
+
+            // Only a loaded session knows whether CUDA works (TORCH_DEVICE=auto); the default admission follows it.
+            jobs.UseDevice(loaded.Provider.StartsWith("CUDA", StringComparison.Ordinal));
             return new ReadyModel(grain, inUse);
         }
         catch

@@ -42,8 +42,11 @@ public sealed class GpuHostOptions
     /// <summary>This host's name: the silo name and the key of its host grain (<c>GPU_HOST_NAME</c>, default the machine name).</summary>
     public string HostName { get; set; } = Environment.MachineName;
 
-    /// <summary>Jobs that run at once on this host (<c>GPU_MAX_CONCURRENT</c>, default 2).</summary>
-    public int MaxConcurrent { get; set; } = 2;
+    /// <summary>
+    /// Jobs that run at once on this host (<c>GPU_MAX_CONCURRENT</c>). When it is not set, the host sizes admission from
+    /// its device and batch limits (<see cref="HostAdmission"/>): enough requests to fill its forward passes.
+    /// </summary>
+    public int? MaxConcurrent { get; set; }
 
     /// <summary>Jobs that may wait behind them; past this the host answers busy (503, Retry-After: 5).</summary>
     public int MaxQueued { get; set; } = 1024;
@@ -185,7 +188,7 @@ public sealed class GpuHostOptionsValidator : IValidateOptions<GpuHostOptions>
 {
     public ValidateOptionsResult Validate(string? name, GpuHostOptions o) => Settings.Validate(
         string.IsNullOrWhiteSpace(o.HostName) ? $"{Name(nameof(o.HostName))} must not be empty." : null,
-        Positive(nameof(o.MaxConcurrent), o.MaxConcurrent),
+        o.MaxConcurrent is { } concurrent ? Positive(nameof(o.MaxConcurrent), concurrent) : null,
         Positive(nameof(o.MaxQueued), o.MaxQueued),
         Positive(nameof(o.EmbedBatch), o.EmbedBatch),
         Positive(nameof(o.MaxBatchTokens), o.MaxBatchTokens),

@@ -4,8 +4,8 @@ using Microsoft.Extensions.Logging;
 namespace OrleansGpu.Grains;
 
 /// <summary>
-/// The job table of one host (a singleton of its silo): admits at most <see cref="GpuHostOptions.MaxConcurrent"/>
-/// jobs at once, keeps at most <see cref="GpuHostOptions.MaxQueued"/> waiting, and tracks each job's progress by
+/// The job table of one host (a singleton of its silo): admits at most <see cref="Admission"/> jobs at once
+/// (<c>GPU_MAX_CONCURRENT</c>, else sized from the device and batch limits by <see cref="HostAdmission"/>), keeps at most <see cref="GpuHostOptions.MaxQueued"/> waiting, and tracks each job's progress by
 /// batch. The host grain admits jobs; the model grains on the same silo report progress into it. When the silo
 /// stops, the table drains (<see cref="BeginDrain"/>): it admits nothing new and lets the jobs it holds finish.
 /// </summary>
@@ -13,12 +13,65 @@ public sealed class HostJobs(GpuHostOptions options, ILogger<HostJobs> logger)
 {
     private static readonly TimeSpan IdlePoll = TimeSpan.FromMilliseconds(50);
 
-    private readonly SemaphoreSlim _slots = new(options.MaxConcurrent, options.MaxConcurrent);
+    private readonly SemaphoreSlim _slots = new(HostAdmission.Resolve(options, HostAdmission.ExpectedOnGpu(options)).Value, int.MaxValue);
     private readonly ConcurrentDictionary<string, Job> _jobs = new();
+    private readonly Lock _admissionGate = new();
+    private AdmissionLimit _admission = HostAdmission.Resolve(options, HostAdmission.ExpectedOnGpu(options));
+    private bool _onGpu = HostAdmission.ExpectedOnGpu(options);
     private int _waiting;
     private int _draining;
 
-    public int MaxConcurrent => options.MaxConcurrent;
+    /// <summary>Jobs run at once now, and where that number came from.</summary>
+    public AdmissionLimit Admission => Volatile.Read(ref _admission);
+
+    public int MaxConcurrent => Admission.Value;
+
+    /// <summary>
+    /// Tells the table where the host's models run, once a model has loaded (with <c>TORCH_DEVICE=auto</c> only a
+    /// session knows whether CUDA works). A host with a model on a GPU is a GPU host: when its admission is the
+    /// default, it is sized again for the GPU; <c>GPU_MAX_CONCURRENT</c>, when set, never changes.
+    /// </summary>
+    public void UseDevice(bool onGpu)
+    {
+        if (options.MaxConcurrent is not null || !onGpu || Volatile.Read(ref _onGpu))
+        {
+            return;
+        }
+
+        AdmissionLimit before, after;
+        lock (_admissionGate)
+        {
+            if (_onGpu)
+            {
+                return;
+            }
+
+            before = _admission;
+            after = HostAdmission.Resolve(options, onGpu: true);
+            Volatile.Write(ref _admission, after);
+            Volatile.Write(ref _onGpu, true);
+        }
+
+        if (after.Value > before.Value)
+        {
+            _slots.Release(after.Value - before.Value);
+        }
+        else if (after.Value < before.Value)
+        {
+            // Slots are taken back as the jobs that hold them end.
+            _ = RetireSlotsAsync(before.Value - after.Value);
+        }
+
+        logger.LogInformation("Host {Host} admits {Jobs} jobs at once ({Source})", options.HostName, after.Value, after.Source);
+    }
+
+    private async Task RetireSlotsAsync(int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            await _slots.WaitAsync();
+        }
+    }
 
     /// <summary>True once the host stops taking new jobs.</summary>
     public bool Draining => Volatile.Read(ref _draining) == 1;
@@ -148,7 +201,7 @@ public sealed class HostJobs(GpuHostOptions options, ILogger<HostJobs> logger)
         }
 
         return new HostLoad(
-            options.HostName, queued, running, queuedTokens, runningTokens, options.MaxConcurrent, device,
+            options.HostName, queued, running, queuedTokens, runningTokens, MaxConcurrent, device,
             Draining ? HostAvailability.Draining : HostAvailability.Serving);
     }
 
@@ -159,7 +212,8 @@ public sealed class HostJobs(GpuHostOptions options, ILogger<HostJobs> logger)
             .Select(j => new JobStatus(j.Id, j.Type, j.StartedAt, j.Items, j.Model, Math.Round(j.Progress, 4), j.StartedAt is null ? "queued" : "running", Part: j.Part))
             .ToList();
         var running = jobs.Count(j => j.State == "running");
-        return new HostStatus(options.HostName, options.MaxConcurrent, running, jobs.Count - running, jobs);
+        var admission = Admission;
+        return new HostStatus(options.HostName, admission.Value, running, jobs.Count - running, jobs, admission.Source);
     }
 
     private void Finish(Job job)

@@ -93,11 +93,13 @@ public sealed record JobPartOfResponse(string RequestId, int Part, int Parts);
 
 /// <summary>
 /// One host's queue and jobs; <see cref="State"/> is <c>serving</c>, <c>degraded</c> when some model failed or is
-/// degraded there (<see cref="Faults"/>: it serves its other models), or <c>draining</c> while it stops (it takes no new work then).
+/// degraded there (<see cref="Faults"/>: it serves its other models), or <c>draining</c> while it stops (it takes no new
+/// work then). <see cref="MaxConcurrentSource"/> says where <see cref="MaxConcurrent"/> came from: <c>GPU_MAX_CONCURRENT</c>,
+/// or the default rule with its figures.
 /// </summary>
 public sealed record HostStatusResponse(
     string Name, int MaxConcurrent, int InFlight, int AvailableSlots, int Waiting, IReadOnlyList<JobResponse> ActiveJobs, string State,
-    IReadOnlyList<ModelFaultResponse>? Faults = null);
+    string? MaxConcurrentSource, IReadOnlyList<ModelFaultResponse>? Faults = null);
 
 /// <summary>
 /// <c>POST /embed</c>: one vector per text, in order, and the precision the model computed them in

@@ -82,7 +82,7 @@ public static class SeedEndpoints
             SplitStatus.ActiveJobs(statuses),
             router.Strategy == RoutingStrategy.LeastBusy ? "least-busy" : "round-robin",
             [.. statuses.Select(s => new HostStatusResponse(
-                s.Host, s.MaxConcurrent, s.InFlight, Math.Max(0, s.MaxConcurrent - s.InFlight), s.Waiting, [.. s.Jobs.Select(j => SplitStatus.Job(j, s.Host))], State(router, s.Host),
+                s.Host, s.MaxConcurrent, s.InFlight, Math.Max(0, s.MaxConcurrent - s.InFlight), s.Waiting, [.. s.Jobs.Select(j => SplitStatus.Job(j, s.Host))], State(router, s.Host), s.MaxConcurrentSource,
                 [.. router.Hosts.Where(h => h.Host == s.Host).SelectMany(Faults)]))]));
     }
 

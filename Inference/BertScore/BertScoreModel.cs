@@ -38,8 +38,8 @@ public sealed class BertScoreModel : IDisposable
     {
         _folder = folder;
         _graphs = graphs;
-        _encoderOptions = encoderOptions;
         _limits = limits ?? new BatchLimits();
+        _encoderOptions = _limits.ForSessions(encoderOptions);
         var tokenizer = TokenizerLoader.Load(folder.Directory, folder.Config.DoLowerCase);
         Tokenizer = tokenizer is ByteLevelBpeTokenizer bpe
             ? bpe.WithPrefixSpace(BertScoreDefaults.AddsPrefixSpace(folder.Config.ModelType))

@@ -21,6 +21,9 @@ public static class InferenceMetrics
     internal static readonly Histogram<double> QueueSeconds = Meter.CreateHistogram<double>(
         "queue_seconds", "s", "Time a request waited for its first forward pass (dynamic batching queue)");
 
+    internal static readonly Histogram<double> TokenizeSeconds = Meter.CreateHistogram<double>(
+        "tokenize_seconds", "s", "Time to tokenize one request's texts");
+
     internal static readonly Histogram<double> ForwardSeconds = Meter.CreateHistogram<double>(
         "forward_seconds", "s", "Duration of one forward pass");
 

@@ -101,6 +101,8 @@ public sealed class EmbeddingModel : IDisposable
         }
 
         var tokenizer = TokenizerLoader.Load(folder.Directory, folder.Config.DoLowerCase);
+        limits ??= new BatchLimits();
+        options = limits.ForSessions(options);
 
         // sentence-transformers pools the last layer's hidden states. Pool on the device when the graph allows it (it
         // has an attention mask); otherwise here, from the hidden states.
@@ -140,6 +142,7 @@ public sealed class EmbeddingModel : IDisposable
     /// <summary>Token ids of each text as this model sees them (truncated unless <paramref name="truncate"/> is false).</summary>
     public int[][] Tokenize(IReadOnlyList<string> texts, bool truncate = true)
     {
+        var started = Stopwatch.GetTimestamp();
         var result = new int[texts.Count][];
         for (var i = 0; i < texts.Count; i++)
         {
@@ -152,6 +155,7 @@ public sealed class EmbeddingModel : IDisposable
             result[i] = ids;
         }
 
+        InferenceMetrics.TokenizeSeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds, InferenceMetrics.Tags(Name, Task));
         return result;
     }
 

@@ -19,7 +19,8 @@ public sealed record BatchLimits
     /// <summary>
     /// Forward passes in flight at once, each on its own thread over the same session (default 2): on a GPU, while
     /// one pass runs the other's results are pooled and the next is assembled; on the CPU both compute, each on its
-    /// share of the cores (<see cref="IntraOpThreads"/>).
+    /// share of the cores (<see cref="EncoderOptions.CpuIntraOpThreads"/>: the model opens its sessions with
+    /// <see cref="EncoderOptions.ConcurrentRuns"/> set to this).
     /// </summary>
     public int Workers { get; init; } = 2;
 
@@ -38,12 +39,8 @@ public sealed record BatchLimits
 
     internal int OverheadFor(bool onGpu) => PassOverheadTokens ?? (onGpu ? 1024 : 16);
 
-    /// <summary>
-    /// ONNX Runtime intra-op threads for a CPU session driven by <see cref="Workers"/> workers: the cores shared
-    /// among them, so that the passes in flight together use each core once. Threads beyond that only contend: on two
-    /// cores, two workers of one thread each spend about a fifth less CPU per token than two workers of two threads.
-    /// </summary>
-    public int IntraOpThreads => Math.Max(1, Environment.ProcessorCount / Math.Max(1, Workers));
+    /// <summary><paramref name="options"/> for a session that this batcher's workers drive: the passes they run at once.</summary>
+    public EncoderOptions ForSessions(EncoderOptions options) => options with { ConcurrentRuns = Math.Max(1, Workers) };
 }
 
 /// <summary>Forward passes run and sequences embedded by a model's batcher.</summary>

@@ -14,7 +14,10 @@ public sealed record EncoderOptions
     /// </summary>
     public bool AllowTf32 { get; init; }
 
-    /// <summary>CPU threads for one session; 0 lets ONNX Runtime decide (one per physical core).</summary>
+    /// <summary>
+    /// CPU threads for one session; 0 (the default) shares the cores among <see cref="ConcurrentRuns"/>, or, for a
+    /// session run by one caller at a time, lets ONNX Runtime decide (one per physical core).
+    /// </summary>
     public int IntraOpThreads { get; init; }
 
     /// <summary>
@@ -23,6 +26,25 @@ public sealed record EncoderOptions
     /// (the padded fused DeBERTa ones). CUDA sessions are not affected.
     /// </summary>
     public bool Float16Graph { get; init; }
+
+    /// <summary>
+    /// How many forward passes run at once on the session (the batcher's workers, <see cref="Embeddings.BatchLimits.Workers"/>).
+    /// On the CPU each pass computes on its caller's thread and the session's intra-op threads, so the cores are shared
+    /// among the passes: intra-op threads × concurrent passes ≤ cores (<see cref="CpuIntraOpThreads"/>).
+    /// </summary>
+    public int ConcurrentRuns { get; init; } = 1;
+
+    /// <summary>
+    /// The intra-op threads of a CPU session: <see cref="IntraOpThreads"/> when set; else the cores divided among
+    /// <see cref="ConcurrentRuns"/> (at least one each); else 0, ONNX Runtime's own choice.
+    /// </summary>
+    public int CpuIntraOpThreads => CpuThreads(IntraOpThreads, ConcurrentRuns, Environment.ProcessorCount);
+
+    /// <summary>The rule of <see cref="CpuIntraOpThreads"/> for given cores.</summary>
+    public static int CpuThreads(int intraOpThreads, int concurrentRuns, int cores) =>
+        intraOpThreads > 0 ? intraOpThreads
+        : concurrentRuns > 1 ? Math.Max(1, cores / concurrentRuns)
+        : 0;
 
     public ILogger Logger { get; init; } = NullLogger.Instance;
 

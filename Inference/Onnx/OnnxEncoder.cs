@@ -80,7 +80,7 @@ public sealed class OnnxEncoder : IDisposable
             SessionOptions? cudaOptions = null;
             try
             {
-                cudaOptions = NewSessionOptions(options);
+                cudaOptions = NewSessionOptions(options, options.IntraOpThreads);
                 using var cuda = new OrtCUDAProviderOptions();
                 cuda.UpdateOptions(new Dictionary<string, string>
                 {
@@ -108,18 +108,21 @@ public sealed class OnnxEncoder : IDisposable
             }
         }
 
-        using var cpuOptions = NewSessionOptions(options);
+        var threads = options.CpuIntraOpThreads;
+        using var cpuOptions = NewSessionOptions(options, threads);
         if (options.Float16Graph)
         {
             cpuOptions.GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_EXTENDED;
         }
 
         var cpuSession = create(cpuOptions);
-        options.Logger.LogInformation("ONNX Runtime session on CPU (device setting {Device})", device);
+        options.Logger.LogInformation(
+            "ONNX Runtime session on CPU (device setting {Device}; {Threads} intra-op threads per pass, {Passes} passes at once, {Cores} cores)",
+            device, threads > 0 ? threads : "ONNX Runtime's default", options.ConcurrentRuns, Environment.ProcessorCount);
         return new OnnxEncoder(cpuSession, "CPU", options);
     }
 
-    private static SessionOptions NewSessionOptions(EncoderOptions options)
+    private static SessionOptions NewSessionOptions(EncoderOptions options, int intraOpThreads)
     {
         var so = new SessionOptions
         {
@@ -131,9 +134,9 @@ public sealed class OnnxEncoder : IDisposable
             EnableMemoryPattern = false,
             LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
         };
-        if (options.IntraOpThreads > 0)
+        if (intraOpThreads > 0)
         {
-            so.IntraOpNumThreads = options.IntraOpThreads;
+            so.IntraOpNumThreads = intraOpThreads;
         }
 
         // A serving process mostly waits; spinning threads would steal the cores that tokenisation needs.

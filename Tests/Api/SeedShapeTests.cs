@@ -1,4 +1,5 @@
 using System.Text.Json;
+using OrleansGpu.Grains;
 using OrleansGpu.Tests.Support;
 
 namespace OrleansGpu.Tests.Api;
@@ -37,6 +38,31 @@ public sealed class SeedShapeTests(FrontFixture fixture)
 
         Assert.Equal(JsonValueKind.Array, body.RootElement.GetProperty("active_jobs").ValueKind);
         Assert.Equal(1, body.RootElement.GetProperty("hosts").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task Status_shows_each_hosts_admission_and_where_it_came_from()
+    {
+        // The fixture's front sets GPU_MAX_CONCURRENT; a front with the defaults sizes admission for its device.
+        using (var http = fixture.Client())
+        {
+            using var body = JsonDocument.Parse(await http.GetStringAsync("/status", TestContext.Current.CancellationToken));
+            var host = body.RootElement.GetProperty("hosts")[0];
+            Assert.Equal(1, host.GetProperty("max_concurrent").GetInt32());
+            Assert.Equal("GPU_MAX_CONCURRENT", host.GetProperty("max_concurrent_source").GetString());
+        }
+
+        using var models = new TestModelsFolder();
+        await using var front = ServiceProcess.Start(models.Directory);
+        await front.WaitUntilHealthyAsync();
+        using var anonymous = new HttpClient { BaseAddress = front.BaseAddress };
+        using var status = JsonDocument.Parse(await anonymous.GetStringAsync("/status", TestContext.Current.CancellationToken));
+        var expected = HostAdmission.Resolve(new GpuHostOptions(), onGpu: false);
+        Assert.Equal(expected.Value, status.RootElement.GetProperty("queue").GetProperty("max_concurrent").GetInt32());
+        var only = status.RootElement.GetProperty("hosts")[0];
+        Assert.Equal(expected.Value, only.GetProperty("max_concurrent").GetInt32());
+        Assert.Equal(expected.Source, only.GetProperty("max_concurrent_source").GetString());
+        Assert.True(expected.Value > HostAdmission.Minimum);
     }
 
     [Fact]

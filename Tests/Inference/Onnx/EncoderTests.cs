@@ -1,4 +1,5 @@
 using Onnx;
+using OrleansGpu.Inference.Embeddings;
 using OrleansGpu.Inference.Onnx;
 using OrleansGpu.Tests.Support;
 
@@ -27,6 +28,31 @@ public sealed class EncoderTests(MiniLmFixture minilm)
     [InlineData("cuda:x")]
     public void Unknown_device_settings_are_refused(string setting) =>
         Assert.Throws<ArgumentException>(() => ExecutionDevice.Parse(setting));
+
+    [Theory]
+    [InlineData(0, 2, 2, 1)] // two passes at once on two cores: one thread each, not two each
+    [InlineData(0, 2, 16, 8)]
+    [InlineData(0, 3, 16, 5)]
+    [InlineData(0, 4, 2, 1)] // more passes than cores: still one thread each
+    [InlineData(0, 1, 16, 0)] // one caller at a time: ONNX Runtime's own default
+    [InlineData(3, 2, 16, 3)] // set explicitly: as set
+    public void Cpu_threads_are_the_cores_shared_among_the_passes_that_run_at_once(int set, int passes, int cores, int threads)
+    {
+        Assert.Equal(threads, EncoderOptions.CpuThreads(set, passes, cores));
+        if (set == 0 && passes > 1)
+        {
+            Assert.True(threads * passes <= Math.Max(cores, passes));
+        }
+    }
+
+    [Fact]
+    public void A_batcher_opens_its_sessions_for_as_many_passes_as_it_has_workers()
+    {
+        var options = new BatchLimits { Workers = 2 }.ForSessions(new EncoderOptions());
+        Assert.Equal(2, options.ConcurrentRuns);
+        Assert.Equal(Math.Max(1, Environment.ProcessorCount / 2), options.CpuIntraOpThreads);
+        Assert.Equal(4, new BatchLimits { Workers = 2 }.ForSessions(new EncoderOptions { IntraOpThreads = 4 }).CpuIntraOpThreads);
+    }
 
     [Fact]
     public void Auto_device_falls_back_to_the_cpu_when_cuda_is_not_usable()
