@@ -46,7 +46,8 @@ public sealed class Prewarming(HostDirectory directory, RoutingOptions options, 
             return;
         }
 
-        var cold = routable.Except(warm).Where(h => !directory.IsSuspect(h.Host)).ToList();
+        // A host where the model failed to load or is degraded would only fail again (or load a copy it just set aside).
+        var cold = routable.Except(warm).Where(h => !directory.IsSuspect(h.Host) && !directory.IsFaulted(h, work)).ToList();
         if (cold.Count == 0 || !TryClaim((model, work.Use)))
         {
             return;
