@@ -183,6 +183,58 @@ public sealed class UnigramTokenizerTests : IDisposable
     }
 
     [Fact]
+    public void An_xlm_roberta_sentencepiece_bpe_model_alone_gets_the_ids_of_the_tokenizer_json_that_XlmRobertaConverter_makes_of_it()
+    {
+        // The converter's tokenizer.json (fairseq ids: <s> <pad> </s> <unk>, the pieces after spm's first three, <mask>;
+        // Precompiled, Replace; Metaspace; <s> $A </s>; scores widened from float32), run by the real library, against
+        // our reading of the sentencepiece.bpe.model alone.
+        var settings = Variants["xlm-roberta"] with { Name = "xlm-roberta-spm", FloatScores = true };
+        var json = Path.Combine(_dir.FullName, "converted.json");
+        File.WriteAllText(json, TokenizerJson(settings));
+        using var theirs = new Tokenizers.DotNet.Tokenizer(json);
+        var folder = Directory.CreateDirectory(Path.Combine(_dir.FullName, "xlm-roberta")).FullName;
+        File.WriteAllBytes(Path.Combine(folder, SentencePieceModelFile.XlmRobertaFileName), XlmRobertaSpmModel(settings));
+        File.WriteAllText(Path.Combine(folder, "config.json"), """{"model_type": "xlm-roberta"}""");
+
+        Assert.Null(TokenizerFiles.UnsupportedByName(TokenizerFiles.In(folder)));
+        Assert.Null(TokenizerFiles.Unsupported(folder));
+        var ours = (UnigramTokenizer)TokenizerLoader.Load(folder, lowercaseHint: null);
+        var mismatches = CorpusTexts().Concat(["an apple <mask> tree", "<s>a</s> <pad>b<unk> <mask>", "  ａｂ  ﬁ ", ""])
+            .Where(t => !ours.Encode(t, 1 << 20).SequenceEqual(Truth(theirs, t)))
+            .Select(t => JsonSerializer.Serialize(t))
+            .ToList();
+        Assert.True(mismatches.Count == 0, $"{mismatches.Count} differ; first: {string.Join("\n", mismatches.Take(3))}");
+        Assert.Equal(new SpecialTokenIds(0, 2, 1, 3), ours.Special);
+        Assert.Equal(settings.Count + 5, ours.VocabularySize);
+        Assert.Equal(ours.VocabularySize - 1, ours.Encode("<mask>", 8)[1]);
+    }
+
+    [Fact]
+    public void A_sentencepiece_bpe_model_that_is_camemberts_or_not_xlm_robertas_is_refused_with_the_reason()
+    {
+        var settings = Variants["xlm-roberta"];
+        string Folder(string name, byte[] model, string? config = null)
+        {
+            var folder = Directory.CreateDirectory(Path.Combine(_dir.FullName, name)).FullName;
+            File.WriteAllBytes(Path.Combine(folder, SentencePieceModelFile.XlmRobertaFileName), model);
+            if (config is not null)
+            {
+                File.WriteAllText(Path.Combine(folder, "config.json"), config);
+            }
+
+            return folder;
+        }
+
+        // CamemBERT's file has XLM-R's name and first pieces, but CamembertConverter lays its ids out otherwise.
+        Assert.Contains("CamemBERT's", TokenizerFiles.Unsupported(Folder("camembert", XlmRobertaSpmModel(settings), """{"model_type": "camembert"}""")));
+        Assert.Contains("SentencePiece BPE model", TokenizerFiles.Unsupported(Folder("bpe", XlmRobertaSpmModel(settings, modelType: 2))));
+        Assert.Contains(
+            "does not begin with <unk>, <s>, </s>",
+            TokenizerFiles.Unsupported(Folder("deberta-named-so", DebertaSpmFiles(Variants["deberta-v3"])["spm.model"])));
+        Assert.Contains("its sentencepiece.bpe.model cannot be read", TokenizerFiles.Unsupported(Folder("junk", [0x0A, 0xFF, 0xFF, 0x01, 0x02])));
+    }
+
+    [Fact]
     public void An_spm_model_that_is_not_a_unigram_model_or_not_a_model_is_refused_with_the_reason()
     {
         var settings = Variants["deberta-v3"];
