@@ -12,7 +12,8 @@ namespace OrleansGpu.Inference.Tokenization;
 /// (the model's charsmap), Replace <c>" {2,}"</c> → <c>" "</c>; Metaspace (prepend always); [CLS] … [SEP].
 /// XLM-RoBERTa's <c>sentencepiece.bpe.model</c> (a Unigram model despite its name), as XLMRobertaConverter: fairseq's
 /// ids (&lt;s&gt; 0, &lt;pad&gt; 1, &lt;/s&gt; 2, &lt;unk&gt; 3, every later piece at its spm id + 1, &lt;mask&gt; last),
-/// normalizer Precompiled, Replace; Metaspace (prepend always); &lt;s&gt; … &lt;/s&gt;.
+/// normalizer Precompiled, Strip (right), Replace <c>" {2,}"</c> → <c>"▁"</c> (SpmConverter's own, as transformers
+/// writes it today); Metaspace (prepend always); &lt;s&gt; … &lt;/s&gt;.
 /// </summary>
 public static class SentencePieceModelFile
 {
@@ -112,12 +113,15 @@ public static class SentencePieceModelFile
 
         normalizers.Add(SentencePiecePipeline.ReadNormalizer(Json("""{"type": "Strip", "strip_left": true, "strip_right": true}"""))!);
         var unknown = model.Pieces.FindIndex(p => p.Type == TypeUnknown);
+        List<SentencePiecePipeline.Normalizer> after =
+            [SentencePiecePipeline.ReadNormalizer(Json("""{"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}"""))!];
         return Build(
             [.. model.Pieces.Select(p => new UnigramPiece(p.Piece, p.Score))],
             new SpecialTokenIds(start, end, pad, model.UnknownId),
             model.UnknownId >= 0 ? model.UnknownId : unknown >= 0 ? unknown : null,
             model.ByteFallback,
             normalizers,
+            after,
             model,
             added);
     }
@@ -146,8 +150,14 @@ public static class SentencePieceModelFile
         added.Add(("<mask>", pieces.Count, true, false));
         pieces.Add(new UnigramPiece("<mask>", 0));
 
-        // The converter does not carry byte fallback over (handle_byte_fallback is off for XLM-R).
-        return Build(pieces, new SpecialTokenIds(0, 2, 1, 3), 3, byteFallback: false, [], model, added);
+        // The converter does not carry byte fallback over (handle_byte_fallback is off for XLM-R). Its normalizer is
+        // SpmConverter's: trailing spaces go and runs of spaces become one ▁, as SentencePiece itself treats them.
+        List<SentencePiecePipeline.Normalizer> after =
+        [
+            SentencePiecePipeline.ReadNormalizer(Json("""{"type": "Strip", "strip_left": false, "strip_right": true}"""))!,
+            SentencePiecePipeline.ReadNormalizer(Json("""{"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": "▁"}"""))!,
+        ];
+        return Build(pieces, new SpecialTokenIds(0, 2, 1, 3), 3, byteFallback: false, [], after, model, added);
     }
 
     private static void CheckXlmRoberta(SpmModel model)
@@ -159,26 +169,27 @@ public static class SentencePieceModelFile
     }
 
     /// <summary>
-    /// The tokenizer of <paramref name="pieces"/>: <paramref name="leading"/> normalizers, then the converters' common
-    /// Precompiled (the model's charsmap) and Replace <c>" {2,}"</c> → <c>" "</c>; Metaspace, prepend always.
+    /// The tokenizer of <paramref name="pieces"/>: the <paramref name="before"/> normalizers, Precompiled (the model's
+    /// charsmap), the <paramref name="after"/> ones; Metaspace, prepend always.
     /// </summary>
     private static UnigramTokenizer Build(
         List<UnigramPiece> pieces,
         SpecialTokenIds special,
         int? unknownId,
         bool byteFallback,
-        List<SentencePiecePipeline.Normalizer> leading,
+        List<SentencePiecePipeline.Normalizer> before,
+        List<SentencePiecePipeline.Normalizer> after,
         SpmModel model,
         List<(string Text, int Id, bool StripLeft, bool StripRight)> added)
     {
-        var normalizers = new List<SentencePiecePipeline.Normalizer>(leading);
+        var normalizers = new List<SentencePiecePipeline.Normalizer>(before);
         if (model.CharsMap.Length > 0)
         {
             var map = PrecompiledCharsMap.Parse(model.CharsMap);
             normalizers.Add((string text, ref bool _) => map.Normalize(text));
         }
 
-        normalizers.Add(SentencePiecePipeline.ReadNormalizer(Json("""{"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}"""))!);
+        normalizers.AddRange(after);
         return new UnigramTokenizer(
             pieces,
             special,
