@@ -13,7 +13,8 @@ namespace OrleansGpu.Inference.Tokenization;
 /// XLM-RoBERTa's <c>sentencepiece.bpe.model</c> (a Unigram model despite its name), as XLMRobertaConverter: fairseq's
 /// ids (&lt;s&gt; 0, &lt;pad&gt; 1, &lt;/s&gt; 2, &lt;unk&gt; 3, every later piece at its spm id + 1, &lt;mask&gt; last),
 /// normalizer Precompiled, Strip (right), Replace <c>" {2,}"</c> → <c>"▁"</c> (SpmConverter's own, as transformers
-/// writes it today); Metaspace (prepend always); &lt;s&gt; … &lt;/s&gt;.
+/// writes it today); Metaspace (prepend always); &lt;s&gt; … &lt;/s&gt;. CamemBERT's file of the same name (config.json
+/// says <c>camembert</c>) as CamembertConverter lays its ids out.
 /// </summary>
 public static class SentencePieceModelFile
 {
@@ -44,12 +45,6 @@ public static class SentencePieceModelFile
 
             if (name == XlmRobertaFileName)
             {
-                // CamemBERT ships a file of the same name whose ids its own converter lays out differently.
-                if (ModelType(Path.GetDirectoryName(path)!) == "camembert")
-                {
-                    return $"its {name} is CamemBERT's, whose ids this service does not lay out yet (it reads XLM-RoBERTa's)";
-                }
-
                 CheckXlmRoberta(model);
             }
             else
@@ -78,7 +73,10 @@ public static class SentencePieceModelFile
             throw new InvalidDataException($"{Path.GetFileName(path)} is a SentencePiece model of type {model.ModelType}, not Unigram.");
         }
 
-        return Path.GetFileName(path) == XlmRobertaFileName ? LoadXlmRoberta(model) : LoadDeberta(directory, model, lowercase);
+        // CamemBERT ships a file of the same name and layout, whose ids its own converter lays out otherwise.
+        return Path.GetFileName(path) == XlmRobertaFileName
+            ? LoadXlmRoberta(model, camembert: ModelType(directory) == "camembert")
+            : LoadDeberta(directory, model, lowercase);
     }
 
     private static UnigramTokenizer LoadDeberta(string directory, SpmModel model, bool lowercase)
@@ -126,23 +124,25 @@ public static class SentencePieceModelFile
             added);
     }
 
-    private static UnigramTokenizer LoadXlmRoberta(SpmModel model)
+    private static UnigramTokenizer LoadXlmRoberta(SpmModel model, bool camembert)
     {
         CheckXlmRoberta(model);
 
-        // fairseq's dictionary puts <pad> at 1 and <unk> at 3, so spm's <unk> <s> </s> (0..2) give way to four specials
-        // and every later piece moves up by one; <mask> is appended.
-        List<UnigramPiece> pieces = [new("<s>", 0), new("<pad>", 0), new("</s>", 0), new("<unk>", 0)];
-        var added = new List<(string Text, int Id, bool StripLeft, bool StripRight)>
-        {
-            ("<s>", 0, false, false), ("<pad>", 1, false, false), ("</s>", 2, false, false), ("<unk>", 3, false, false),
-        };
-        for (var id = 3; id < model.Pieces.Count; id++)
+        // fairseq's dictionary puts <pad> at 1 and <unk> at 3. XLM-R: spm's <unk> <s> </s> (0..2) give way to four
+        // specials and every later piece moves up by one. CamemBERT: four placeholders and spm's <unk> kept out of use
+        // (-100) come first, then every spm piece but <unk>, four up, its own <s> (5) and </s> (6) among them.
+        // <mask> is appended to both.
+        List<UnigramPiece> pieces = camembert
+            ? [new("<s>NOTUSED", 0), new("<pad>", 0), new("</s>NOTUSED", 0), new("<unk>", 0), new("<unk>NOTUSED", -100)]
+            : [new("<s>", 0), new("<pad>", 0), new("</s>", 0), new("<unk>", 0)];
+        var added = pieces.Select((p, id) => (p.Piece, id, false, false)).ToList();
+        var shift = camembert ? 4 : 1;
+        for (var id = camembert ? 1 : 3; id < model.Pieces.Count; id++)
         {
             pieces.Add(new UnigramPiece(model.Pieces[id].Piece, model.Pieces[id].Score));
             if (model.Pieces[id].Type is TypeControl or TypeUserDefined)
             {
-                added.Add((model.Pieces[id].Piece, id + 1, false, false));
+                added.Add((model.Pieces[id].Piece, id + shift, false, false));
             }
         }
 
@@ -157,7 +157,8 @@ public static class SentencePieceModelFile
             SentencePiecePipeline.ReadNormalizer(Json("""{"type": "Strip", "strip_left": false, "strip_right": true}"""))!,
             SentencePiecePipeline.ReadNormalizer(Json("""{"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": "▁"}"""))!,
         ];
-        return Build(pieces, new SpecialTokenIds(0, 2, 1, 3), 3, byteFallback: false, [], after, model, added);
+        var special = camembert ? new SpecialTokenIds(1 + shift, 2 + shift, 1, 3) : new SpecialTokenIds(0, 2, 1, 3);
+        return Build(pieces, special, 3, byteFallback: false, [], after, model, added);
     }
 
     private static void CheckXlmRoberta(SpmModel model)

@@ -9,8 +9,8 @@ namespace OrleansGpu.Inference.Tokenization;
 /// byte-level BPE (<c>vocab.json</c> + <c>merges.txt</c>, or a <c>tokenizer.json</c> of type BPE whose pre-tokenizer
 /// is ByteLevel, or absent), and SentencePiece Unigram as a <c>tokenizer.json</c> (DeBERTa v2/v3, XLM-RoBERTa,
 /// multilingual-e5, bge-m3, CamemBERT), and DeBERTa v2/v3's <c>spm.model</c> or XLM-RoBERTa's
-/// <c>sentencepiece.bpe.model</c> alone (SentencePiece Unigram models). Not: other SentencePiece model files alone
-/// (<c>tokenizer.model</c>, ...; CamemBERT's <c>sentencepiece.bpe.model</c>, told by its config.json), nor
+/// (or CamemBERT's) <c>sentencepiece.bpe.model</c> alone (SentencePiece Unigram models). Not: other SentencePiece model files alone
+/// (<c>tokenizer.model</c>, ...), nor
 /// SentencePiece's BPE (Llama's <c>tokenizer.model</c>).
 /// </summary>
 public static class TokenizerFiles

@@ -240,11 +240,17 @@ public static class SentencePieceFixtures
     public static string TokenizerJson(Settings settings)
     {
         var pieces = Pieces(settings.Seed, settings.Count, settings.ByteFallback);
-        string[] specials = settings.Specials == "xlmr" ? ["<s>", "<pad>", "</s>", "<unk>"] : ["[PAD]", "[CLS]", "[SEP]", "[UNK]"];
+        // CamemBERT's layout (CamembertConverter): fairseq's four, spm's <unk> kept out of use at -100, spm's <s> </s>.
+        string[] specials = settings.Specials switch
+        {
+            "xlmr" => ["<s>", "<pad>", "</s>", "<unk>"],
+            "camembert" => ["<s>NOTUSED", "<pad>", "</s>NOTUSED", "<unk>", "<unk>NOTUSED", "<s>", "</s>"],
+            _ => ["[PAD]", "[CLS]", "[SEP]", "[UNK]"],
+        };
         var vocab = new JsonArray();
         foreach (var s in specials)
         {
-            vocab.Add(new JsonArray(s, 0.0));
+            vocab.Add(new JsonArray(s, s == "<unk>NOTUSED" ? -100.0 : 0.0));
         }
 
         foreach (var (piece, score) in pieces)
@@ -260,7 +266,7 @@ public static class SentencePieceFixtures
 
         string start, end;
         int maskId;
-        if (settings.Specials == "xlmr")
+        if (settings.Specials != "deberta")
         {
             maskId = vocab.Count;
             vocab.Add(new JsonArray("<mask>", 0.0));
@@ -340,7 +346,8 @@ public static class SentencePieceFixtures
 
     /// <summary>
     /// XLM-RoBERTa's <c>sentencepiece.bpe.model</c> for <paramref name="settings"/>: &lt;unk&gt; (unknown), &lt;s&gt;
-    /// &lt;/s&gt; (control), then the pieces, so that each lands at the id the xlmr tokenizer.json gives it, less one.
+    /// &lt;/s&gt; (control), then the pieces, so that each lands at the id the xlmr tokenizer.json gives it, less one
+    /// (CamemBERT's file is laid out the same; its converter puts each piece 4 up).
     /// </summary>
     public static byte[] XlmRobertaSpmModel(Settings settings, int modelType = 1) =>
         SpmModel([("<unk>", 2), ("<s>", 3), ("</s>", 3)], unknownId: 0, Pieces(settings.Seed, settings.Count, settings.ByteFallback), settings.ByteFallback, modelType);

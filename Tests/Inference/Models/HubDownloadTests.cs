@@ -352,14 +352,6 @@ public sealed class HubDownloadTests(MiniLmFixture minilm) : IAsyncLifetime
             ["pytorch_model.bin"] = spmWeights,
         });
 
-        // CamemBERT with only its sentencepiece.bpe.model: XLM-RoBERTa's name and layout, other ids; its config.json tells.
-        _hub.Add("acme/camembert", new Dictionary<string, byte[]>
-        {
-            ["config.json"] = TestRepos.Text("""{"model_type": "camembert", "num_hidden_layers": 2}"""),
-            ["sentencepiece.bpe.model"] = SentencePieceFixtures.XlmRobertaSpmModel(new SentencePieceFixtures.Settings { Name = "camembert" }),
-            ["pytorch_model.bin"] = spmWeights,
-        });
-
         // XLM-RoBERTa: a tokenizer.json, of the Unigram kind (SentencePiece); its settings tell.
         _hub.Add("acme/xlm-r", new Dictionary<string, byte[]>
         {
@@ -383,10 +375,6 @@ public sealed class HubDownloadTests(MiniLmFixture minilm) : IAsyncLifetime
         Assert.Contains("SentencePiece (tokenizer.model)", spm.Message);
         Assert.Contains("vocab.json + merges.txt", spm.Message);
         Assert.DoesNotContain(_hub.Requests, r => r.Path.Contains("acme/spm-only/resolve/", StringComparison.Ordinal));
-
-        var camembert = await Assert.ThrowsAsync<ModelNotSupportedException>(() => sources.ResolveAsync("acme/camembert", Ct));
-        Assert.Contains("CamemBERT's", camembert.Message);
-        Assert.DoesNotContain(_hub.Requests, r => r.Method == "GET" && r.Path.Contains("acme/camembert/resolve/", StringComparison.Ordinal) && r.Path.EndsWith("pytorch_model.bin", StringComparison.Ordinal));
 
         var unigram = await Assert.ThrowsAsync<ModelNotSupportedException>(() => sources.ResolveAsync("acme/xlm-r", Ct));
         Assert.Contains("Unigram (SentencePiece)", unigram.Message);
