@@ -146,7 +146,7 @@ public static class SentencePieceModelFile
             }
         }
 
-        // XLMRobertaTokenizer's mask token strips the space before it.
+        // Both tokenizers' mask token strips the space before it.
         added.Add(("<mask>", pieces.Count, true, false));
         pieces.Add(new UnigramPiece("<mask>", 0));
 
