@@ -5,50 +5,82 @@ using System.Text.Json;
 namespace OrleansGpu.Inference.Tokenization;
 
 /// <summary>
-/// DeBERTa v2/v3's <c>spm.model</c> (a SentencePiece ModelProto), read when a repo has no <c>tokenizer.json</c>
-/// (microsoft/deberta-v3-* ship only this), and turned into the tokenizer transformers' DebertaV2Converter makes of it:
-/// the pieces with their scores and ids, control, user-defined and unknown pieces (and <c>added_tokens.json</c>) split
-/// off as added tokens, normalizer [Lowercase when do_lower_case] Strip, Precompiled (the model's charsmap), Replace
-/// <c>" {2,}"</c> → <c>" "</c>; Metaspace (prepend always); [CLS] … [SEP].
+/// A SentencePiece ModelProto read when a repo has no <c>tokenizer.json</c>, turned into the tokenizer transformers'
+/// converter makes of it. DeBERTa v2/v3's <c>spm.model</c> (microsoft/deberta-v3-* ship only this), as
+/// DebertaV2Converter: the pieces with their scores and ids, control, user-defined and unknown pieces (and
+/// <c>added_tokens.json</c>) split off as added tokens, normalizer [Lowercase when do_lower_case] Strip, Precompiled
+/// (the model's charsmap), Replace <c>" {2,}"</c> → <c>" "</c>; Metaspace (prepend always); [CLS] … [SEP].
+/// XLM-RoBERTa's <c>sentencepiece.bpe.model</c> (a Unigram model despite its name), as XLMRobertaConverter: fairseq's
+/// ids (&lt;s&gt; 0, &lt;pad&gt; 1, &lt;/s&gt; 2, &lt;unk&gt; 3, every later piece at its spm id + 1, &lt;mask&gt; last),
+/// normalizer Precompiled, Strip (right), Replace <c>" {2,}"</c> → <c>"▁"</c> (SpmConverter's own, as transformers
+/// writes it today); Metaspace (prepend always); &lt;s&gt; … &lt;/s&gt;. CamemBERT's file of the same name (config.json
+/// says <c>camembert</c>) as CamembertConverter lays its ids out.
 /// </summary>
 public static class SentencePieceModelFile
 {
     public const string FileName = "spm.model";
+
+    public const string XlmRobertaFileName = "sentencepiece.bpe.model";
 
     private const int Unigram = 1;
     private const int TypeUnknown = 2;
     private const int TypeControl = 3;
     private const int TypeUserDefined = 4;
 
-    /// <summary>Why the spm.model at <paramref name="path"/> cannot be read as a DeBERTa tokenizer, or null.</summary>
+    /// <summary>The SentencePiece model file of <paramref name="directory"/> this class reads, or null.</summary>
+    public static string? In(string directory) =>
+        new[] { FileName, XlmRobertaFileName }.Select(f => Path.Combine(directory, f)).FirstOrDefault(File.Exists);
+
+    /// <summary>Why the SentencePiece model at <paramref name="path"/> cannot be read as a tokenizer, or null.</summary>
     public static string? Problem(string path)
     {
+        var name = Path.GetFileName(path);
         try
         {
             var model = Parse(File.ReadAllBytes(path));
             if (model.ModelType != Unigram)
             {
-                return $"its spm.model is a SentencePiece {(model.ModelType == 2 ? "BPE" : $"type {model.ModelType}")} model; this service reads SentencePiece Unigram models";
+                return $"its {name} is a SentencePiece {(model.ModelType == 2 ? "BPE" : $"type {model.ModelType}")} model; this service reads SentencePiece Unigram models";
             }
 
-            _ = Specials(model, []);
+            if (name == XlmRobertaFileName)
+            {
+                CheckXlmRoberta(model);
+            }
+            else
+            {
+                _ = Specials(model, []);
+            }
+
             return null;
         }
         catch (InvalidDataException ex)
         {
-            return $"its spm.model cannot be read: {ex.Message}";
+            return $"its {name} cannot be read: {ex.Message}";
         }
     }
 
-    /// <summary>The tokenizer of a DeBERTa v2/v3 folder holding <c>spm.model</c> (and maybe <c>added_tokens.json</c>).</summary>
+    /// <summary>
+    /// The tokenizer of a folder holding DeBERTa's <c>spm.model</c> (and maybe <c>added_tokens.json</c>) or
+    /// XLM-RoBERTa's <c>sentencepiece.bpe.model</c>.
+    /// </summary>
     public static UnigramTokenizer Load(string directory, bool lowercase)
     {
-        var model = Parse(File.ReadAllBytes(Path.Combine(directory, FileName)));
+        var path = In(directory) ?? throw new FileNotFoundException($"No {FileName} or {XlmRobertaFileName} in {directory}.");
+        var model = Parse(File.ReadAllBytes(path));
         if (model.ModelType != Unigram)
         {
-            throw new InvalidDataException($"spm.model is a SentencePiece model of type {model.ModelType}, not Unigram.");
+            throw new InvalidDataException($"{Path.GetFileName(path)} is a SentencePiece model of type {model.ModelType}, not Unigram.");
         }
 
+        // CamemBERT ships a file of the same name and layout, whose ids its own converter lays out otherwise.
+        return Path.GetFileName(path) == XlmRobertaFileName
+            ? LoadXlmRoberta(model, camembert: ModelType(directory) == "camembert")
+            : LoadDeberta(directory, model, lowercase);
+    }
+
+    private static UnigramTokenizer LoadDeberta(string directory, SpmModel model, bool lowercase)
+    {
         var added = new List<(string Text, int Id, bool StripLeft, bool StripRight)>();
         for (var id = 0; id < model.Pieces.Count; id++)
         {
@@ -78,21 +110,94 @@ public static class SentencePieceModelFile
         }
 
         normalizers.Add(SentencePiecePipeline.ReadNormalizer(Json("""{"type": "Strip", "strip_left": true, "strip_right": true}"""))!);
+        var unknown = model.Pieces.FindIndex(p => p.Type == TypeUnknown);
+        List<SentencePiecePipeline.Normalizer> after =
+            [SentencePiecePipeline.ReadNormalizer(Json("""{"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}"""))!];
+        return Build(
+            [.. model.Pieces.Select(p => new UnigramPiece(p.Piece, p.Score))],
+            new SpecialTokenIds(start, end, pad, model.UnknownId),
+            model.UnknownId >= 0 ? model.UnknownId : unknown >= 0 ? unknown : null,
+            model.ByteFallback,
+            normalizers,
+            after,
+            model,
+            added);
+    }
+
+    private static UnigramTokenizer LoadXlmRoberta(SpmModel model, bool camembert)
+    {
+        CheckXlmRoberta(model);
+
+        // fairseq's dictionary puts <pad> at 1 and <unk> at 3. XLM-R: spm's <unk> <s> </s> (0..2) give way to four
+        // specials and every later piece moves up by one. CamemBERT: four placeholders and spm's <unk> kept out of use
+        // (-100) come first, then every spm piece but <unk>, four up, its own <s> (5) and </s> (6) among them.
+        // <mask> is appended to both.
+        List<UnigramPiece> pieces = camembert
+            ? [new("<s>NOTUSED", 0), new("<pad>", 0), new("</s>NOTUSED", 0), new("<unk>", 0), new("<unk>NOTUSED", -100)]
+            : [new("<s>", 0), new("<pad>", 0), new("</s>", 0), new("<unk>", 0)];
+        var added = pieces.Select((p, id) => (p.Piece, id, false, false)).ToList();
+        var shift = camembert ? 4 : 1;
+        for (var id = camembert ? 1 : 3; id < model.Pieces.Count; id++)
+        {
+            pieces.Add(new UnigramPiece(model.Pieces[id].Piece, model.Pieces[id].Score));
+            if (model.Pieces[id].Type is TypeControl or TypeUserDefined)
+            {
+                added.Add((model.Pieces[id].Piece, id + shift, false, false));
+            }
+        }
+
+        // Both tokenizers' mask token strips the space before it.
+        added.Add(("<mask>", pieces.Count, true, false));
+        pieces.Add(new UnigramPiece("<mask>", 0));
+
+        // The converter does not carry byte fallback over (handle_byte_fallback is off for XLM-R). Its normalizer is
+        // SpmConverter's: trailing spaces go and runs of spaces become one ▁, as SentencePiece itself treats them.
+        List<SentencePiecePipeline.Normalizer> after =
+        [
+            SentencePiecePipeline.ReadNormalizer(Json("""{"type": "Strip", "strip_left": false, "strip_right": true}"""))!,
+            SentencePiecePipeline.ReadNormalizer(Json("""{"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": "▁"}"""))!,
+        ];
+        var special = camembert ? new SpecialTokenIds(1 + shift, 2 + shift, 1, 3) : new SpecialTokenIds(0, 2, 1, 3);
+        return Build(pieces, special, 3, byteFallback: false, [], after, model, added);
+    }
+
+    private static void CheckXlmRoberta(SpmModel model)
+    {
+        if (model.Pieces.Count < 3 || model.Pieces[0].Type != TypeUnknown || model.Pieces[1].Piece != "<s>" || model.Pieces[2].Piece != "</s>")
+        {
+            throw new InvalidDataException("it does not begin with <unk>, <s>, </s> as XLM-RoBERTa's does");
+        }
+    }
+
+    /// <summary>
+    /// The tokenizer of <paramref name="pieces"/>: the <paramref name="before"/> normalizers, Precompiled (the model's
+    /// charsmap), the <paramref name="after"/> ones; Metaspace, prepend always.
+    /// </summary>
+    private static UnigramTokenizer Build(
+        List<UnigramPiece> pieces,
+        SpecialTokenIds special,
+        int? unknownId,
+        bool byteFallback,
+        List<SentencePiecePipeline.Normalizer> before,
+        List<SentencePiecePipeline.Normalizer> after,
+        SpmModel model,
+        List<(string Text, int Id, bool StripLeft, bool StripRight)> added)
+    {
+        var normalizers = new List<SentencePiecePipeline.Normalizer>(before);
         if (model.CharsMap.Length > 0)
         {
             var map = PrecompiledCharsMap.Parse(model.CharsMap);
             normalizers.Add((string text, ref bool _) => map.Normalize(text));
         }
 
-        normalizers.Add(SentencePiecePipeline.ReadNormalizer(Json("""{"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}"""))!);
-        var unknown = model.Pieces.FindIndex(p => p.Type == TypeUnknown);
+        normalizers.AddRange(after);
         return new UnigramTokenizer(
-            [.. model.Pieces.Select(p => new UnigramPiece(p.Piece, p.Score))],
-            new SpecialTokenIds(start, end, pad, model.UnknownId),
+            pieces,
+            special,
             new UnigramOptions
             {
-                UnknownId = model.UnknownId >= 0 ? model.UnknownId : unknown >= 0 ? unknown : null,
-                ByteFallback = model.ByteFallback,
+                UnknownId = unknownId,
+                ByteFallback = byteFallback,
                 Normalizer = (string text, ref bool dropped) =>
                 {
                     foreach (var step in normalizers)
@@ -105,6 +210,27 @@ public static class SentencePieceModelFile
                 PreTokenizer = SentencePiecePipeline.ReadPreTokenizer(Json("""{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": true}""")),
                 AddedTokens = added,
             });
+    }
+
+    /// <summary>config.json's <c>model_type</c>, or null when there is none or it cannot be read.</summary>
+    private static string? ModelType(string directory)
+    {
+        var config = Path.Combine(directory, "config.json");
+        if (!File.Exists(config))
+        {
+            return null;
+        }
+
+        try
+        {
+            using var document = JsonDocument.Parse(File.ReadAllBytes(config));
+            return document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("model_type", out var type)
+                && type.ValueKind == JsonValueKind.String ? type.GetString() : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 
     private static (int Start, int End, int Pad) Specials(SpmModel model, List<(string Text, int Id, bool, bool)> added)

@@ -8,9 +8,10 @@ namespace OrleansGpu.Inference.Tokenization;
 /// are downloaded or read. Read here: WordPiece (<c>vocab.txt</c>, or a <c>tokenizer.json</c> of type WordPiece) and
 /// byte-level BPE (<c>vocab.json</c> + <c>merges.txt</c>, or a <c>tokenizer.json</c> of type BPE whose pre-tokenizer
 /// is ByteLevel, or absent), and SentencePiece Unigram as a <c>tokenizer.json</c> (DeBERTa v2/v3, XLM-RoBERTa,
-/// multilingual-e5, bge-m3, CamemBERT), and DeBERTa v2/v3's <c>spm.model</c> alone (a SentencePiece Unigram model). Not:
-/// other SentencePiece model files alone (<c>sentencepiece.bpe.model</c>, ...), nor SentencePiece's BPE (Llama's
-/// <c>tokenizer.model</c>).
+/// multilingual-e5, bge-m3, CamemBERT), and DeBERTa v2/v3's <c>spm.model</c> or XLM-RoBERTa's
+/// (or CamemBERT's) <c>sentencepiece.bpe.model</c> alone (SentencePiece Unigram models). Not: other SentencePiece model files alone
+/// (<c>tokenizer.model</c>, ...), nor
+/// SentencePiece's BPE (Llama's <c>tokenizer.model</c>).
 /// </summary>
 public static class TokenizerFiles
 {
@@ -20,11 +21,12 @@ public static class TokenizerFiles
     /// <summary>What the client is told we read, in messages.</summary>
     public const string SupportedKinds =
         "WordPiece (vocab.txt, or a WordPiece tokenizer.json), byte-level BPE (vocab.json + merges.txt, or a byte-level BPE tokenizer.json) "
-        + "and SentencePiece Unigram as a tokenizer.json or DeBERTa's spm.model";
+        + "and SentencePiece Unigram as a tokenizer.json, DeBERTa's spm.model or XLM-RoBERTa's sentencepiece.bpe.model";
 
     /// <summary>Whether <paramref name="files"/> (paths relative to the model's folder) hold tokenizer files of a kind we read.</summary>
     public static bool HasReadable(IReadOnlyCollection<string> files) =>
-        files.Contains("tokenizer.json") || files.Contains(SentencePieceModelFile.FileName) || files.Contains("vocab.txt")
+        files.Contains("tokenizer.json") || files.Contains(SentencePieceModelFile.FileName)
+        || files.Contains(SentencePieceModelFile.XlmRobertaFileName) || files.Contains("vocab.txt")
         || (files.Contains("vocab.json") && files.Contains("merges.txt"));
 
     /// <summary>Whether <paramref name="files"/> hold any tokenizer files, of a kind we read or not.</summary>
@@ -50,7 +52,8 @@ public static class TokenizerFiles
         return sentencePiece.Count == 0
             ? null
             : $"its tokenizer is SentencePiece ({string.Join(", ", sentencePiece)}) without a tokenizer.json, and this service reads SentencePiece "
-                + $"only in the tokenizer.json form that Hugging Face converts it to, or as DeBERTa's spm.model; it reads {SupportedKinds}.";
+                + $"only in the tokenizer.json form that Hugging Face converts it to, or as DeBERTa's spm.model or XLM-RoBERTa's sentencepiece.bpe.model; "
+                + $"it reads {SupportedKinds}.";
     }
 
     /// <summary>
@@ -70,8 +73,9 @@ public static class TokenizerFiles
             return TokenizerJsonProblem(json);
         }
 
-        var spm = Path.Combine(directory, SentencePieceModelFile.FileName);
-        return File.Exists(spm) && SentencePieceModelFile.Problem(spm) is { } problem ? $"{problem}; it reads {SupportedKinds}." : null;
+        return SentencePieceModelFile.In(directory) is { } spm && SentencePieceModelFile.Problem(spm) is { } problem
+            ? $"{problem}; it reads {SupportedKinds}."
+            : null;
     }
 
     /// <summary>Why the tokenizer a <c>tokenizer.json</c> declares is one we do not read, or null when we read it.</summary>

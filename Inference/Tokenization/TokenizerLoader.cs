@@ -3,7 +3,8 @@ using System.Text.Json;
 namespace OrleansGpu.Inference.Tokenization;
 
 /// <summary>
-/// Opens the tokenizer of a Hugging Face model folder: <c>tokenizer.json</c>, DeBERTa's <c>spm.model</c>,
+/// Opens the tokenizer of a Hugging Face model folder: <c>tokenizer.json</c>, DeBERTa's <c>spm.model</c>, XLM-RoBERTa's
+/// <c>sentencepiece.bpe.model</c>,
 /// <c>vocab.txt</c>, or <c>vocab.json</c> + <c>merges.txt</c>.
 /// </summary>
 public static class TokenizerLoader
@@ -18,8 +19,8 @@ public static class TokenizerLoader
             return FromTokenizerJson(json);
         }
 
-        // DeBERTa v2/v3 repos often ship only the SentencePiece model; DeBERTa's tokenizer does not lower-case by default.
-        if (File.Exists(Path.Combine(directory, SentencePieceModelFile.FileName)))
+        // DeBERTa v2/v3 and XLM-RoBERTa repos often ship only the SentencePiece model; neither lower-cases by default.
+        if (SentencePieceModelFile.In(directory) is not null)
         {
             return SentencePieceModelFile.Load(directory, lowercaseHint ?? false);
         }
@@ -37,7 +38,7 @@ public static class TokenizerLoader
             return ByteLevelBpeTokenizer.FromFiles(vocabJson, merges);
         }
 
-        throw new FileNotFoundException($"No tokenizer.json, spm.model, vocab.txt or vocab.json + merges.txt in {directory}.");
+        throw new FileNotFoundException($"No tokenizer.json, spm.model, sentencepiece.bpe.model, vocab.txt or vocab.json + merges.txt in {directory}.");
     }
 
     /// <summary>Reads a Hugging Face <c>tokenizer.json</c> with a WordPiece, byte-level BPE or Unigram (SentencePiece) model.</summary>

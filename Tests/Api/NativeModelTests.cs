@@ -59,9 +59,9 @@ public sealed class NativeModelTests(NativeModelTests.Host host) : IClassFixture
     {
         using var http = host.Client();
 
-        var sentencePiece = await ProblemAsync(http, "acme/camembert", HttpStatusCode.BadRequest, "model_unsupported");
-        Assert.Contains("SentencePiece (sentencepiece.bpe.model)", sentencePiece);
-        Assert.DoesNotContain(host.Hub.Requests, r => r.Path.Contains("acme/camembert/resolve/", StringComparison.Ordinal));
+        var sentencePiece = await ProblemAsync(http, "acme/spm-only", HttpStatusCode.BadRequest, "model_unsupported");
+        Assert.Contains("SentencePiece (tokenizer.model)", sentencePiece);
+        Assert.DoesNotContain(host.Hub.Requests, r => r.Path.Contains("acme/spm-only/resolve/", StringComparison.Ordinal));
 
         var gpt2 = await ProblemAsync(http, "acme/gpt2", HttpStatusCode.BadRequest, "model_unsupported");
         Assert.Contains("model_type 'gpt2'", gpt2);
@@ -142,10 +142,10 @@ public sealed class NativeModelTests(NativeModelTests.Host host) : IClassFixture
         {
             Hub = await HubStandIn.StartAsync();
             Hub.Add(Deberta, TinyDeberta.Repo());
-            Hub.Add("acme/camembert", new Dictionary<string, byte[]>
+            Hub.Add("acme/spm-only", new Dictionary<string, byte[]>
             {
                 ["config.json"] = File.ReadAllBytes(Path.Combine(ArchitectureOracles.Folder("deberta-v2"), "config.json")),
-                ["sentencepiece.bpe.model"] = TestRepos.Tiny(seed: 22)["model.safetensors"],
+                ["tokenizer.model"] = TestRepos.Tiny(seed: 22)["model.safetensors"],
                 ["pytorch_model.bin"] = File.ReadAllBytes(Path.Combine(ArchitectureOracles.Folder("deberta-v2"), "pytorch_model.bin")),
             });
             Hub.Add("acme/gpt2", new Dictionary<string, byte[]>

@@ -240,11 +240,17 @@ public static class SentencePieceFixtures
     public static string TokenizerJson(Settings settings)
     {
         var pieces = Pieces(settings.Seed, settings.Count, settings.ByteFallback);
-        string[] specials = settings.Specials == "xlmr" ? ["<s>", "<pad>", "</s>", "<unk>"] : ["[PAD]", "[CLS]", "[SEP]", "[UNK]"];
+        // CamemBERT's layout (CamembertConverter): fairseq's four, spm's <unk> kept out of use at -100, spm's <s> </s>.
+        string[] specials = settings.Specials switch
+        {
+            "xlmr" => ["<s>", "<pad>", "</s>", "<unk>"],
+            "camembert" => ["<s>NOTUSED", "<pad>", "</s>NOTUSED", "<unk>", "<unk>NOTUSED", "<s>", "</s>"],
+            _ => ["[PAD]", "[CLS]", "[SEP]", "[UNK]"],
+        };
         var vocab = new JsonArray();
         foreach (var s in specials)
         {
-            vocab.Add(new JsonArray(s, 0.0));
+            vocab.Add(new JsonArray(s, s == "<unk>NOTUSED" ? -100.0 : 0.0));
         }
 
         foreach (var (piece, score) in pieces)
@@ -260,7 +266,7 @@ public static class SentencePieceFixtures
 
         string start, end;
         int maskId;
-        if (settings.Specials == "xlmr")
+        if (settings.Specials != "deberta")
         {
             maskId = vocab.Count;
             vocab.Add(new JsonArray("<mask>", 0.0));
@@ -335,7 +341,24 @@ public static class SentencePieceFixtures
     }
 
     /// <summary>An spm.model of [PAD] [CLS] [SEP] (control), [UNK] (unknown), then <paramref name="pieces"/>.</summary>
-    public static byte[] DebertaSpmModel(IReadOnlyList<(string Piece, double Score)> pieces, bool byteFallback = false, int modelType = 1)
+    public static byte[] DebertaSpmModel(IReadOnlyList<(string Piece, double Score)> pieces, bool byteFallback = false, int modelType = 1) =>
+        SpmModel([("[PAD]", 3), ("[CLS]", 3), ("[SEP]", 3), ("[UNK]", 2)], unknownId: 3, pieces, byteFallback, modelType);
+
+    /// <summary>
+    /// XLM-RoBERTa's <c>sentencepiece.bpe.model</c> for <paramref name="settings"/>: &lt;unk&gt; (unknown), &lt;s&gt;
+    /// &lt;/s&gt; (control), then the pieces, so that each lands at the id the xlmr tokenizer.json gives it, less one
+    /// (CamemBERT's file is laid out the same; its converter puts each piece 4 up).
+    /// </summary>
+    public static byte[] XlmRobertaSpmModel(Settings settings, int modelType = 1) =>
+        SpmModel([("<unk>", 2), ("<s>", 3), ("</s>", 3)], unknownId: 0, Pieces(settings.Seed, settings.Count, settings.ByteFallback), settings.ByteFallback, modelType);
+
+    /// <summary>
+    /// A SentencePiece ModelProto: the <paramref name="head"/> pieces (score 0, of their type), then
+    /// <paramref name="pieces"/> (normal, or byte pieces); trainer_spec with <paramref name="modelType"/> and
+    /// <paramref name="unknownId"/>; normalizer_spec with the charsmap of <see cref="Rules"/>.
+    /// </summary>
+    private static byte[] SpmModel(
+        (string Piece, int Type)[] head, int unknownId, IReadOnlyList<(string Piece, double Score)> pieces, bool byteFallback, int modelType)
     {
         var model = new MemoryStream();
         void Piece(string text, float score, int type)
@@ -349,10 +372,11 @@ public static class SentencePieceFixtures
             ProtoBytes(model, 1, body.ToArray());
         }
 
-        Piece("[PAD]", 0, 3);
-        Piece("[CLS]", 0, 3);
-        Piece("[SEP]", 0, 3);
-        Piece("[UNK]", 0, 2);
+        foreach (var (piece, type) in head)
+        {
+            Piece(piece, 0, type);
+        }
+
         foreach (var (piece, score) in pieces)
         {
             Piece(piece, (float)score, piece.StartsWith("<0x", StringComparison.Ordinal) ? 6 : 1);
@@ -362,11 +386,11 @@ public static class SentencePieceFixtures
         ProtoKey(trainer, 3, 0);
         ProtoVarint(trainer, (ulong)modelType);
         ProtoKey(trainer, 4, 0);
-        ProtoVarint(trainer, (ulong)(pieces.Count + 4));
+        ProtoVarint(trainer, (ulong)(pieces.Count + head.Length));
         ProtoKey(trainer, 35, 0);
         ProtoVarint(trainer, byteFallback ? 1UL : 0UL);
         ProtoKey(trainer, 40, 0);
-        ProtoVarint(trainer, 3);
+        ProtoVarint(trainer, (ulong)unknownId);
         ProtoBytes(model, 2, trainer.ToArray());
         var normalizer = new MemoryStream();
         ProtoBytes(normalizer, 1, Encoding.UTF8.GetBytes("nmt_nfkc"));

@@ -342,13 +342,13 @@ public sealed class HubDownloadTests(MiniLmFixture minilm) : IAsyncLifetime
         var unigramWeights = TestRepos.Tiny(seed: 12)["model.safetensors"];
         var gpt2Weights = TestRepos.Tiny(seed: 13)["model.safetensors"];
 
-        // CamemBERT without a tokenizer.json: a SentencePiece model other than DeBERTa's spm.model is its only tokenizer.
-        // The file list shows it.
-        _hub.Add("acme/camembert", new Dictionary<string, byte[]>
+        // An architecture we build whose only tokenizer is a SentencePiece model we do not read (Llama's tokenizer.model,
+        // without a tokenizer.json). The file list shows it.
+        _hub.Add("acme/spm-only", new Dictionary<string, byte[]>
         {
-            ["config.json"] = TestRepos.Text("""{"model_type": "camembert", "num_hidden_layers": 2}"""),
+            ["config.json"] = TestRepos.Text("""{"model_type": "xlm-roberta", "num_hidden_layers": 2}"""),
             ["tokenizer_config.json"] = TestRepos.Text("""{"do_lower_case": false}"""),
-            ["sentencepiece.bpe.model"] = TestRepos.Tiny(seed: 14)["model.safetensors"],
+            ["tokenizer.model"] = TestRepos.Tiny(seed: 14)["model.safetensors"],
             ["pytorch_model.bin"] = spmWeights,
         });
 
@@ -371,10 +371,10 @@ public sealed class HubDownloadTests(MiniLmFixture minilm) : IAsyncLifetime
         });
         using var sources = Sources();
 
-        var spm = await Assert.ThrowsAsync<ModelNotSupportedException>(() => sources.ResolveAsync("acme/camembert", Ct));
-        Assert.Contains("SentencePiece (sentencepiece.bpe.model)", spm.Message);
+        var spm = await Assert.ThrowsAsync<ModelNotSupportedException>(() => sources.ResolveAsync("acme/spm-only", Ct));
+        Assert.Contains("SentencePiece (tokenizer.model)", spm.Message);
         Assert.Contains("vocab.json + merges.txt", spm.Message);
-        Assert.DoesNotContain(_hub.Requests, r => r.Path.Contains("acme/camembert/resolve/", StringComparison.Ordinal));
+        Assert.DoesNotContain(_hub.Requests, r => r.Path.Contains("acme/spm-only/resolve/", StringComparison.Ordinal));
 
         var unigram = await Assert.ThrowsAsync<ModelNotSupportedException>(() => sources.ResolveAsync("acme/xlm-r", Ct));
         Assert.Contains("Unigram (SentencePiece)", unigram.Message);

@@ -12,7 +12,8 @@ public sealed class TokenizerFilesTests : IDisposable
     [Theory]
     [InlineData(new[] { "spm.model", "config.json" }, null)]
     [InlineData(new[] { "tokenizer.model", "config.json" }, "SentencePiece (tokenizer.model)")]
-    [InlineData(new[] { "sentencepiece.bpe.model" }, "SentencePiece (sentencepiece.bpe.model)")]
+    [InlineData(new[] { "sentencepiece.bpe.model" }, null)]
+    [InlineData(new[] { "sentencepiece.model" }, "SentencePiece (sentencepiece.model)")]
     [InlineData(new[] { "sentencepiece.bpe.model", "tokenizer.json" }, null)]
     [InlineData(new[] { "spm.model", "vocab.json", "merges.txt" }, null)]
     [InlineData(new[] { "vocab.txt" }, null)]
@@ -30,7 +31,7 @@ public sealed class TokenizerFilesTests : IDisposable
             Assert.Contains("vocab.json + merges.txt", reason);
         }
 
-        Assert.Equal(files.Intersect(["tokenizer.json", "vocab.txt", "spm.model", "sentencepiece.bpe.model", "tokenizer.model", "vocab.json"]).Any(), TokenizerFiles.HasAny(files));
+        Assert.Equal(files.Intersect(["tokenizer.json", "vocab.txt", "spm.model", "sentencepiece.bpe.model", "sentencepiece.model", "tokenizer.model", "vocab.json"]).Any(), TokenizerFiles.HasAny(files));
     }
 
     private const string UnigramHead = """{"added_tokens": [{"id": 0, "content": "<s>"}, {"id": 2, "content": "</s>"}], "model": {"type": "Unigram", "unk_id": 1, "vocab": [["<s>", 0.0], ["<unk>", 0.0], ["</s>", 0.0]]}, """;

@@ -183,6 +183,80 @@ public sealed class UnigramTokenizerTests : IDisposable
     }
 
     [Fact]
+    public void An_xlm_roberta_sentencepiece_bpe_model_alone_gets_the_ids_of_the_tokenizer_json_that_XlmRobertaConverter_makes_of_it()
+    {
+        // The tokenizer.json the converter writes today (fairseq ids: <s> <pad> </s> <unk>, the pieces after spm's first
+        // three, <mask>; SpmConverter's Precompiled, right Strip, runs of spaces to ▁; Metaspace; <s> $A </s>; scores
+        // widened from float32), run by the real library, against our reading of the sentencepiece.bpe.model alone.
+        var settings = Variants["xlm-roberta-newer-converter"] with { Name = "xlm-roberta-spm", FloatScores = true };
+        var json = Path.Combine(_dir.FullName, "converted.json");
+        File.WriteAllText(json, TokenizerJson(settings));
+        using var theirs = new Tokenizers.DotNet.Tokenizer(json);
+        var folder = Directory.CreateDirectory(Path.Combine(_dir.FullName, "xlm-roberta")).FullName;
+        File.WriteAllBytes(Path.Combine(folder, SentencePieceModelFile.XlmRobertaFileName), XlmRobertaSpmModel(settings));
+        File.WriteAllText(Path.Combine(folder, "config.json"), """{"model_type": "xlm-roberta"}""");
+
+        Assert.Null(TokenizerFiles.UnsupportedByName(TokenizerFiles.In(folder)));
+        Assert.Null(TokenizerFiles.Unsupported(folder));
+        var ours = (UnigramTokenizer)TokenizerLoader.Load(folder, lowercaseHint: null);
+        var mismatches = CorpusTexts().Concat(["an apple <mask> tree", "<s>a</s> <pad>b<unk> <mask>", "  ａｂ  ﬁ ", "a  b   c ", ""])
+            .Where(t => !ours.Encode(t, 1 << 20).SequenceEqual(Truth(theirs, t)))
+            .Select(t => JsonSerializer.Serialize(t))
+            .ToList();
+        Assert.True(mismatches.Count == 0, $"{mismatches.Count} differ; first: {string.Join("\n", mismatches.Take(3))}");
+        Assert.Equal(new SpecialTokenIds(0, 2, 1, 3), ours.Special);
+        Assert.Equal(settings.Count + 5, ours.VocabularySize);
+        Assert.Equal(ours.VocabularySize - 1, ours.Encode("<mask>", 8)[1]);
+    }
+
+    [Fact]
+    public void A_camembert_sentencepiece_bpe_model_alone_gets_the_ids_of_the_tokenizer_json_that_CamembertConverter_makes_of_it()
+    {
+        // Same file layout as XLM-R's; config.json's model_type tells the converter, which puts <s>NOTUSED <pad>
+        // </s>NOTUSED <unk> <unk>NOTUSED (-100) first and every spm piece but <unk> four up: <s> 5, </s> 6.
+        var settings = Variants["xlm-roberta-newer-converter"] with { Name = "camembert-spm", Specials = "camembert", FloatScores = true };
+        var json = Path.Combine(_dir.FullName, "camembert.json");
+        File.WriteAllText(json, TokenizerJson(settings));
+        using var theirs = new Tokenizers.DotNet.Tokenizer(json);
+        var folder = Directory.CreateDirectory(Path.Combine(_dir.FullName, "camembert")).FullName;
+        File.WriteAllBytes(Path.Combine(folder, SentencePieceModelFile.XlmRobertaFileName), XlmRobertaSpmModel(settings));
+        File.WriteAllText(Path.Combine(folder, "config.json"), """{"model_type": "camembert"}""");
+
+        Assert.Null(TokenizerFiles.Unsupported(folder));
+        var ours = (UnigramTokenizer)TokenizerLoader.Load(folder, lowercaseHint: null);
+        var mismatches = CorpusTexts().Concat(["un arbre <mask> vert", "<s>a</s> <pad>b<unk> <s>NOTUSED<unk>NOTUSED", "a  b   c ", ""])
+            .Where(t => !ours.Encode(t, 1 << 20).SequenceEqual(Truth(theirs, t)))
+            .Select(t => JsonSerializer.Serialize(t))
+            .ToList();
+        Assert.True(mismatches.Count == 0, $"{mismatches.Count} differ; first: {string.Join("\n", mismatches.Take(3))}");
+        Assert.Equal(new SpecialTokenIds(5, 6, 1, 3), ours.Special);
+        Assert.Equal(settings.Count + 8, ours.VocabularySize);
+    }
+
+    [Fact]
+    public void A_sentencepiece_bpe_model_that_is_not_xlm_robertas_is_refused_with_the_reason()
+    {
+        var settings = Variants["xlm-roberta"];
+        string Folder(string name, byte[] model, string? config = null)
+        {
+            var folder = Directory.CreateDirectory(Path.Combine(_dir.FullName, name)).FullName;
+            File.WriteAllBytes(Path.Combine(folder, SentencePieceModelFile.XlmRobertaFileName), model);
+            if (config is not null)
+            {
+                File.WriteAllText(Path.Combine(folder, "config.json"), config);
+            }
+
+            return folder;
+        }
+
+        Assert.Contains("SentencePiece BPE model", TokenizerFiles.Unsupported(Folder("bpe", XlmRobertaSpmModel(settings, modelType: 2))));
+        Assert.Contains(
+            "does not begin with <unk>, <s>, </s>",
+            TokenizerFiles.Unsupported(Folder("deberta-named-so", DebertaSpmFiles(Variants["deberta-v3"])["spm.model"])));
+        Assert.Contains("its sentencepiece.bpe.model cannot be read", TokenizerFiles.Unsupported(Folder("junk", [0x0A, 0xFF, 0xFF, 0x01, 0x02])));
+    }
+
+    [Fact]
     public void An_spm_model_that_is_not_a_unigram_model_or_not_a_model_is_refused_with_the_reason()
     {
         var settings = Variants["deberta-v3"];
