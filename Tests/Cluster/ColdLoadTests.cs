@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
 using OrleansGpu.Api.Routing;
 using OrleansGpu.Grains;
@@ -16,9 +14,9 @@ namespace OrleansGpu.Tests.Cluster;
 /// </summary>
 public sealed class ColdLoadTests(GpuClusterFixture fixture) : IClassFixture<GpuClusterFixture>
 {
-    private const int Models = 4;
+    private const int Models = MixedWorkload.Models;
     private const int Requests = 200;
-    private const int Clients = 8;
+    private const int Clients = MixedWorkload.Clients;
 
     [Fact]
     public async Task Warm_routing_loads_four_models_on_three_hosts_at_most_twice_each_where_round_robin_loads_each_on_every_host()
@@ -38,42 +36,13 @@ public sealed class ColdLoadTests(GpuClusterFixture fixture) : IClassFixture<Gpu
         Assert.Equal(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2, memory.Budget);
     }
 
-    internal static Task<(long Loads, TimeSpan Took)> RunAsync(GpuClusterFixture fixture, string prefix, RoutingOptions options, CancellationToken ct) =>
-        new ColdLoadTests(fixture).RunAsync(prefix, options, ct);
-
-    private async Task<(long Loads, TimeSpan Took)> RunAsync(string prefix, RoutingOptions options, CancellationToken ct)
+    internal static async Task<(long Loads, TimeSpan Took)> RunAsync(GpuClusterFixture fixture, string prefix, RoutingOptions options, CancellationToken ct)
     {
-        var models = Enumerable.Range(0, Models).Select(i => $"{prefix}-{i}").ToArray();
-        foreach (var model in models)
-        {
-            fixture.AddModel(model);
-        }
-
-        var router = fixture.NewRouter(options);
-        await router.StartAsync(ct);
-        await router.RefreshAsync(ct);
-        var next = -1;
-        var served = new ConcurrentBag<string>();
-        var clock = Stopwatch.StartNew();
-        await Task.WhenAll(Enumerable.Range(0, Clients).Select(async _ =>
-        {
-            int i;
-            while ((i = Interlocked.Increment(ref next)) < Requests)
-            {
-                var model = models[i % Models];
-                var batch = await router.ExecuteAsync(new HostWork(8, model), (h, t) => h.EmbedAsync(new EmbedWork(model, [$"request {i} for {model}", "a second text"]), t), ct);
-                Assert.Equal(2, batch.Count);
-                served.Add(batch.Host);
-            }
-        }));
-        var took = clock.Elapsed;
-        await router.StopAsync(ct);
-        Assert.Equal(Requests, served.Count);
-
-        return (fixture.Cluster.GetActiveSilos()
-            .Select(s => s.ServiceProvider.GetRequiredService<HostMemory>().Loads)
-            .Sum(loads => models.Sum(m => loads.GetValueOrDefault(m))), took);
+        var run = await MixedWorkload.RunAsync(fixture, prefix, options, Requests, ct);
+        return (run.Loads(fixture), run.Took);
     }
+
+    private Task<(long Loads, TimeSpan Took)> RunAsync(string prefix, RoutingOptions options, CancellationToken ct) => RunAsync(fixture, prefix, options, ct);
 }
 
 /// <summary>

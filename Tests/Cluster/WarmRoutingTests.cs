@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using OrleansGpu.Api.Routing;
 using OrleansGpu.Grains;
 
@@ -10,9 +9,7 @@ namespace OrleansGpu.Tests.Cluster;
 /// </summary>
 public sealed class WarmRoutingTests(GpuClusterFixture fixture) : IClassFixture<GpuClusterFixture>
 {
-    private const int Models = 4;
     private const int Requests = 160;
-    private const int Clients = 8;
 
     [Fact]
     public async Task A_mixed_workload_of_four_models_loads_each_on_fewer_hosts_with_warm_routing_than_with_least_busy_alone()
@@ -73,44 +70,20 @@ public sealed class WarmRoutingTests(GpuClusterFixture fixture) : IClassFixture<
     }
 
     /// <summary>
-    /// Sends <see cref="Requests"/> requests from <see cref="Clients"/> clients, request i for model i mod
-    /// <see cref="Models"/>, through a router with <paramref name="options"/>; returns on how many hosts each model loaded.
+    /// Runs <see cref="Requests"/> requests of the <see cref="MixedWorkload"/> through a router with
+    /// <paramref name="options"/>; returns on how many hosts each model loaded.
     /// </summary>
     private async Task<Dictionary<string, int>> RunMixedWorkloadAsync(string prefix, RoutingOptions options, CancellationToken ct)
     {
-        var models = Enumerable.Range(0, Models).Select(i => $"{prefix}-{i}").ToArray();
-        foreach (var model in models)
-        {
-            fixture.AddModel(model);
-        }
-
-        var router = fixture.NewRouter(options);
-        await router.StartAsync(ct);
-        await router.RefreshAsync(ct);
-        var next = -1;
-        var served = new ConcurrentBag<(string Model, string Host)>();
-        await Task.WhenAll(Enumerable.Range(0, Clients).Select(async _ =>
-        {
-            int i;
-            while ((i = Interlocked.Increment(ref next)) < Requests)
-            {
-                var model = models[i % Models];
-                var batch = await router.ExecuteAsync(new HostWork(8, model), (h, t) => h.EmbedAsync(new EmbedWork(model, [$"request {i} for {model}", "a second text"]), t), ct);
-                Assert.Equal(2, batch.Count);
-                served.Add((model, batch.Host));
-            }
-        }));
-        await router.StopAsync(ct);
-
-        Assert.Equal(Requests, served.Count);
+        var run = await MixedWorkload.RunAsync(fixture, prefix, options, Requests, ct);
         var loaded = new Dictionary<string, int>();
-        foreach (var model in models)
+        foreach (var model in run.Models)
         {
             loaded[model] = (await HostsWithAsync(model)).Count;
         }
 
         // Every host a request was served by loaded the model there: the count is the loads the workload caused.
-        Assert.All(models, m => Assert.Equal(served.Where(s => s.Model == m).Select(s => s.Host).Distinct().Count(), loaded[m]));
+        Assert.All(run.Models, m => Assert.Equal(run.Served.Where(s => s.Model == m).Select(s => s.Host).Distinct().Count(), loaded[m]));
         return loaded;
     }
 

@@ -23,25 +23,19 @@ cd "$(dirname "$0")/../.."
 rounds=${1:-3}
 out=${2:-$(mktemp -d)}
 mkdir -p "$out"
-clients=${CLIENTS:-8}
-batch=${BATCH:-32}
-requests=${REQUESTS:-96}
 seconds=${SECONDS_RAW:-4}
-oracle=${ORACLE:-../shared/oracles/embed-public.json}
 port=${BASE_PORT:-48700}
 models=${MODELS_DIR:-$HOME/.cache/orleansgpu/models}
-bin=bin/Release/net10.0
 url="http://127.0.0.1:$port"
-front=
-cleanup() { [ -n "$front" ] && kill "$front" 2>/dev/null; wait 2>/dev/null || true; }
-trap cleanup EXIT
+source tools/bench/lib.sh
+oracle_load_settings
+bench_begin
+bench_quiet_env
 
-DOTNET_ENVIRONMENT=Production MODEL_BERTSCORE=all-MiniLM-L6-v2 MODELS_DIR="$models" ASPNETCORE_URLS="$url" \
-  Logging__LogLevel__Default=Warning Logging__LogLevel__OrleansGpu=Warning \
-  dotnet "${FRONT_DLL:-Api.Front/$bin/Api.Front.dll}" >"$out/front.log" 2>&1 &
+MODELS_DIR="$models" ASPNETCORE_URLS="$url" dotnet "${FRONT_DLL:-Api.Front/$bin/Api.Front.dll}" >"$out/front.log" 2>&1 &
 front=$!
-for _ in $(seq 1 240); do curl -sf "$url/health" >/dev/null && break; sleep 1; done
-curl -sf "$url/health" >/dev/null || { tail -n 40 "$out/front.log"; exit 1; }
+pids+=("$front")
+if ! wait_for_health "$url" 240; then tail -n 40 "$out/front.log"; exit 1; fi
 onnx="$models/sentence-transformers/all-MiniLM-L6-v2/model.onnx"
 [ -f "$onnx" ] || { echo "no $onnx"; exit 1; }
 

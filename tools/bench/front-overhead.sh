@@ -16,29 +16,11 @@ cd "$(dirname "$0")/../.."
 rounds=${1:-3}
 out=${2:-}
 base=${BASE_PORT:-44000}
-bin=bin/Release/net10.0
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-export DOTNET_ENVIRONMENT=Production MODEL_BERTSCORE=all-MiniLM-L6-v2 TORCH_DEVICE=${TORCH_DEVICE:-cpu} \
-  Logging__LogLevel__Default=Warning Logging__LogLevel__OrleansGpu=Warning
-GPU_HOST_NAME=silo dotnet "Silo.Gpu/$bin/Silo.Gpu.dll" \
-  --Cluster:SiloPort=$((base + 1)) --Cluster:PrimarySiloPort=$((base + 1)) --Cluster:GatewayPort=$((base + 2)) >"$work/silo.log" 2>&1 &
-silo=$!
-pids+=($silo)
-# The front starts once the silo's gateway listens.
-for _ in $(seq 1 180); do (exec 3<>"/dev/tcp/127.0.0.1/$((base + 2))") 2>/dev/null && break; sleep 1; done
-ASPNETCORE_URLS="http://127.0.0.1:$base" dotnet "Api.Front/$bin/Api.Front.dll" --Cluster:Mode=client --Cluster:Gateways=$((base + 2)) >"$work/front.log" 2>&1 &
-front=$!
-pids+=($front)
-for _ in $(seq 1 180); do curl -sf "http://127.0.0.1:$base/health" >/dev/null && break; sleep 1; done
-curl -sf "http://127.0.0.1:$base/health" >/dev/null || { tail -n 40 "$work"/*.log; exit 1; }
+source tools/bench/lib.sh
+bench_begin
+bench_quiet_env
+export TORCH_DEVICE=${TORCH_DEVICE:-cpu}
+start_silo_and_front "$base"
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)

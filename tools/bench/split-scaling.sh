@@ -20,19 +20,10 @@ out=${2:-}
 pairs=${PAIRS:-3000}
 model=${MODEL:-all-MiniLM-L6-v2}
 base=${BASE_PORT:-43000}
-bin=bin/Release/net10.0
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ -n "${KEEP_LOGS:-}" ] && cp -r "$work" "$KEEP_LOGS"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-export DOTNET_ENVIRONMENT=Production MODEL_BERTSCORE="$model" ORLEANS_TLS=off \
-  Logging__LogLevel__Default=Warning Logging__LogLevel__OrleansGpu=Warning
+source tools/bench/lib.sh
+bench_begin
+export MODEL_BERTSCORE="$model" ORLEANS_TLS=off
+bench_quiet_env
 
 # cluster SILOS SPLIT_MIN: starts SILOS silos and a front; leaves their pids in pids[].
 cluster() {

@@ -15,22 +15,13 @@ cd "$(dirname "$0")/../.."
 rounds=${1:-3}
 out=${2:-$(mktemp -d)}
 mkdir -p "$out"
-clients=${CLIENTS:-8}
-batch=${BATCH:-32}
-requests=${REQUESTS:-96}
-oracle=${ORACLE:-../shared/oracles/embed-public.json}
 base=${BASE_PORT:-48600}
-bin=bin/Release/net10.0
-pids=()
+source tools/bench/lib.sh
+oracle_load_settings
+bench_begin
+bench_quiet_env
+export ORLEANS_TLS=off
 declare -A cluster_pids
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-export DOTNET_ENVIRONMENT=Production MODEL_BERTSCORE=all-MiniLM-L6-v2 ORLEANS_TLS=off \
-  Logging__LogLevel__Default=Warning Logging__LogLevel__OrleansGpu=Warning
 
 # start NAME SILOS OFFSET: SILOS silos (the first holds membership) and a client-mode front on BASE_PORT+OFFSET+9.
 start() {
@@ -44,7 +35,7 @@ start() {
     gateways+=($((base + offset + 2 * i + 1)))
     # The others join once the first, which holds membership, listens.
     if [ "$i" -eq 0 ]; then
-      for _ in $(seq 1 180); do (exec 3<>"/dev/tcp/127.0.0.1/$((base + offset))") 2>/dev/null && break; sleep 1; done
+      wait_for_port $((base + offset))
     fi
   done
   ASPNETCORE_URLS="http://127.0.0.1:$((base + offset + 9))" dotnet "Api.Front/$bin/Api.Front.dll" --Cluster:Mode=client \
