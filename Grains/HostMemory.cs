@@ -58,6 +58,13 @@ public sealed class HostMemory : IDisposable
     /// </summary>
     public long Budget => _budget ?? (Probed ? ResolveBudget() : null) ?? long.MaxValue;
 
+    /// <summary>
+    /// The most one model's CUDA memory arena may grow to (ONNX Runtime's <c>gpu_mem_limit</c>): the budget, once known.
+    /// Without it the arena of a model given a very large pass grows past the budget the host plans with; with it that
+    /// pass fails as out of memory and is split, as on a full device. Null while the budget is unknown.
+    /// </summary>
+    public long? ArenaLimit => Budget == long.MaxValue ? null : Budget;
+
     /// <summary>What the loaded models hold now, in bytes.</summary>
     public long Used
     {
