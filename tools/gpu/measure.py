@@ -277,8 +277,9 @@ class Run:
             self.stop_all()
 
     def oom(self):
-        # MiniLM holds ~90 MB of weights; passes of 64 long texts (~200 tokens) need more than this budget for their
-        # activations, so ONNX Runtime's arena (held to the budget) fails them and the batcher splits them.
+        # MiniLM holds ~90 MB of weights; a full pass (GPU_MAX_BATCH_TOKENS, 16,384 padded tokens: ~80 long texts) needs
+        # about 300 MB more for its activations, past this budget: ONNX Runtime's arena, held to the budget, fails it
+        # as out of memory and the batcher runs it again in halves until the halves fit.
         self.front("oom", GPU_MEMORY_BUDGET=self.args.oom_budget, GPU_WARM_DEFAULTS="false")
         self.http("oom-long", "embed-long", 40, 256, 4)
         self.snapshot("oom")
@@ -377,7 +378,7 @@ def main():
     p.add_argument("--scale", type=float, default=1.0, help="request counts scaled by this (a rehearsal: 0.02)")
     p.add_argument("--steps", default=",".join(ALL_STEPS))
     p.add_argument("--admission", default="16,256,1024", help="GPU_MAX_CONCURRENT values set by hand (the default is measured in defaults)")
-    p.add_argument("--oom-budget", default="400MiB")
+    p.add_argument("--oom-budget", default="200MiB")
     p.add_argument("--wait-peers", type=float, default=240, help="at most this long for baselines.sh before measuring anyway")
     p.add_argument("--no-peers", action="store_true", help="do not start baselines.sh when it has not run (no PyTorch here)")
     p.add_argument("--models", default="/tmp/measure-models")
