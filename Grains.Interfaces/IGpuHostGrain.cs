@@ -26,6 +26,14 @@ public interface IGpuHostGrain : IGrainWithStringKey
     /// <summary>Device, memory and loaded models of the host.</summary>
     Task<HostInfo> GetInfoAsync();
 
+    /// <summary>
+    /// What the Orleans dashboard's grain state page shows for this host (grain type <c>OrleansGpu.Grains.GpuHostGrain</c>,
+    /// id the host name): its device, memory budget and use, evictions, and each loaded model's memory, weights, last
+    /// use, work in flight and loads, as <c>/info</c> has them. Named <c>GetState</c>, not <c>*Async</c>: the dashboard
+    /// calls the parameterless methods of that name.
+    /// </summary>
+    Task<HostInfo> GetState();
+
     /// <summary>The queue and the jobs with their progress.</summary>
     Task<HostStatus> GetStatusAsync();
 

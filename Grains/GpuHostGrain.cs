@@ -67,6 +67,8 @@ public sealed class GpuHostGrain(
         return new HostInfo(Host, device, deviceName, total, used, cuda, loaded, Version, memory.Describe());
     }
 
+    public Task<HostInfo> GetState() => GetInfoAsync();
+
     public Task<HostStatus> GetStatusAsync()
     {
         var status = jobs.Status();

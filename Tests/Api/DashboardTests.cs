@@ -55,6 +55,31 @@ public sealed partial class DashboardTests
         Assert.Contains("dash-a", page);
         Assert.Contains("dash-b", page);
         Assert.Matches(ActiveSilos(), page);
+
+        // The grain state page of a host grain: its memory budget and use and each loaded model's memory, from the
+        // dashboard's own API (what its page draws), once the default model has loaded there.
+        deadline = DateTime.UtcNow.AddSeconds(90);
+        JsonElement host;
+        while (true)
+        {
+            var body = await http.GetStringAsync($"/dashboard/GrainState?grainId=dash-a&grainType=OrleansGpu.Grains.GpuHostGrain&api_key={Key}");
+            // The dashboard answers the state as a JSON document inside a JSON string.
+            using var state = JsonDocument.Parse(JsonDocument.Parse(body).RootElement.GetString()!);
+            host = state.RootElement.GetProperty("GetState").Clone();
+            if (host.GetProperty("LoadedModels").GetArrayLength() > 0)
+            {
+                break;
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"no model loaded on dash-a:\n{host}");
+            await Task.Delay(500);
+        }
+
+        Assert.Equal("dash-a", host.GetProperty("Host").GetString());
+        var memory = host.GetProperty("Memory");
+        Assert.True(memory.GetProperty("BudgetBytes").GetInt64() > 0, memory.ToString());
+        var model = Assert.Single(memory.GetProperty("Models").EnumerateArray(), m => m.GetProperty("Name").GetString()!.EndsWith("all-MiniLM-L6-v2", StringComparison.Ordinal));
+        Assert.True(model.GetProperty("Bytes").GetInt64() > 0, model.ToString());
     }
 
     /// <summary>The page's text after its scripts ran, as headless Chromium renders it.</summary>
