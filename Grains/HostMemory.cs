@@ -58,6 +58,9 @@ public sealed class HostMemory : IDisposable
     /// </summary>
     public long Budget => _budget ?? (Probed ? ResolveBudget() : null) ?? long.MaxValue;
 
+    /// <summary>The budget in bytes for the fronts' routing (<see cref="HostLoad.MemoryBudgetBytes"/>), or null while it is not known.</summary>
+    public long? KnownBudget => Budget is var budget && budget == long.MaxValue ? null : budget;
+
     /// <summary>What the loaded models hold now, in bytes.</summary>
     public long Used
     {
@@ -113,7 +116,11 @@ public sealed class HostMemory : IDisposable
             throw new InvalidWorkException(
                 ErrorCodes.ModelTooLarge,
                 $"Model '{model}' needs about {MemoryBudget.Describe(bytes)} ({bytes} bytes, the size of its weights), more than the "
-                + $"memory budget of host {Host}: {MemoryBudget.Describe(budget)} ({budget} bytes, GPU_MEMORY_BUDGET).");
+                + $"memory budget of host {Host}: {MemoryBudget.Describe(budget)} ({budget} bytes, GPU_MEMORY_BUDGET).")
+            {
+                ModelBytes = bytes,
+                BudgetBytes = budget,
+            };
         }
 
         await _loads.WaitAsync(cancellationToken);
