@@ -6,7 +6,8 @@ namespace OrleansGpu.Grains;
 /// <summary>
 /// The models of this host (a singleton of its silo, so it outlives any one host-grain activation): the canonical
 /// name of each requested name, found before any model grain is activated, the models loaded now, and, for the
-/// fronts' routing (<see cref="Describe"/>), what each is ready for or being loaded for and how long its load took.
+/// fronts' routing (<see cref="Describe"/>), what each is ready for or being loaded for in each precision and how long
+/// its load took.
 /// <c>all-MiniLM-L6-v2</c> and <c>sentence-transformers/all-MiniLM-L6-v2</c> are one model, loaded once. A name that
 /// resolves to nothing leaves nothing behind: no grain, no entry (issue 10: made-up names must not accumulate state).
 /// </summary>

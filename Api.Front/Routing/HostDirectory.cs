@@ -17,13 +17,17 @@ public sealed class HostDirectory(IClusterClient client, RoutingOptions options,
 
     private static readonly TimeSpan LoadTimeout = TimeSpan.FromSeconds(2);
 
-    /// <summary>How long a refusal as too large counts for a host that reports no budget (an older host): budgets change only with a restart.</summary>
+    /// <summary>
+    /// How long a model's size learnt from a refusal counts, and a refusal for a host that reports no budget (an older
+    /// host): budgets change only with a restart, and a model's files seldom.
+    /// </summary>
     private static readonly TimeSpan TooLargeMemory = TimeSpan.FromMinutes(10);
 
     private readonly ConcurrentDictionary<string, HostState> _states = new(StringComparer.Ordinal);
 
-    // The size of each model some host refused as larger than its whole budget, as that host estimated it from its files.
-    private readonly ConcurrentDictionary<string, long> _modelBytes = new(StringComparer.Ordinal);
+    // The size of each model some host refused as larger than its whole budget, as that host estimated it from its
+    // files, and until when it counts (the model's files may change: a later refusal tells again).
+    private readonly ConcurrentDictionary<string, (long Bytes, long Until)> _modelBytes = new(StringComparer.Ordinal);
 
     // Cancelled whenever a host leaves the cluster. An Orleans client cannot tell which gateway silo carried a
     // request, and a request carried by a silo that died gets no answer until its timeout, whatever host it was
@@ -91,7 +95,7 @@ public sealed class HostDirectory(IClusterClient client, RoutingOptions options,
             return false;
         }
 
-        if (host.MemoryBudgetBytes is { } budget && _modelBytes.TryGetValue(model, out var bytes))
+        if (host.MemoryBudgetBytes is { } budget && KnownBytes(model) is { } bytes)
         {
             return bytes > budget;
         }
@@ -118,7 +122,7 @@ public sealed class HostDirectory(IClusterClient client, RoutingOptions options,
                 _modelBytes.Clear();
             }
 
-            _modelBytes[model] = bytes;
+            _modelBytes[model] = (bytes, (DateTimeOffset.UtcNow + TooLargeMemory).UtcTicks);
         }
 
         State(host).MarkTooLarge(model, refusal, TooLargeMemory);
@@ -141,7 +145,7 @@ public sealed class HostDirectory(IClusterClient client, RoutingOptions options,
             .Select(h => (h.Host, Budget: h.MemoryBudgetBytes ?? (_states.TryGetValue(h.Host, out var s) ? s.RefusedAsTooLarge(model)?.BudgetBytes : null)))
             .MaxBy(h => h.Budget ?? -1);
         var refusal = _states.TryGetValue(largest.Host, out var state) ? state.RefusedAsTooLarge(model) : null;
-        if (largest.Budget is not { } budget || !_modelBytes.TryGetValue(model, out var bytes))
+        if (largest.Budget is not { } budget || KnownBytes(model) is not { } bytes)
         {
             // A host that says no more than its refusal: its own words.
             return refusal is null ? null : new InvalidWorkException(ErrorCodes.ModelTooLarge, refusal.Message) { ModelBytes = refusal.ModelBytes, BudgetBytes = refusal.BudgetBytes };
@@ -156,6 +160,9 @@ public sealed class HostDirectory(IClusterClient client, RoutingOptions options,
             BudgetBytes = budget,
         };
     }
+
+    private long? KnownBytes(string model) =>
+        _modelBytes.TryGetValue(model, out var known) && DateTimeOffset.UtcNow.UtcTicks < known.Until ? known.Bytes : null;
 
     /// <summary>How long this front counts a model it sent to a host as warm there without the host saying so.</summary>
     private TimeSpan SentMemory => options.RefreshInterval * 3;
