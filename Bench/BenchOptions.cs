@@ -25,7 +25,8 @@ internal sealed record BenchOptions(
     string Precisions,
     int Rounds,
     string? BertScoreOracle,
-    int Callers)
+    int Callers,
+    string? Precision)
 {
     public static BenchOptions Parse(string[] args)
     {
@@ -56,6 +57,7 @@ internal sealed record BenchOptions(
             Get("--precisions") ?? "fp32",
             Int("--rounds", 1),
             Get("--bertscore-oracle"),
-            Int("--callers", 1));
+            Int("--callers", 1),
+            Get("--precision"));
     }
 }

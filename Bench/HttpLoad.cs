@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 
 namespace OrleansGpu.Bench;
 
@@ -15,10 +18,15 @@ namespace OrleansGpu.Bench;
 /// embed-2048: what one request of 2,048 short inputs costs, sent to /v1/embeddings as the Vercel AI SDK and
 /// OpenAI's cap send them (one at a time by default), status (GET /status: one grain call per host and no
 /// inference, so the cost of the cluster's own round trip shows), and health (GET /health: the front's HTTP path
-/// alone, no grain call).
+/// alone, no grain call). <c>--precision fp16|fp32</c> asks for that precision in every request; the answer's
+/// <c>compute_precision</c> (what the host really ran) is recorded, with the first call's time (a cold load when the
+/// model was not loaded yet).
 /// </summary>
 internal static class HttpLoad
 {
+    // Fields left unset (no model, no precision) are left out, as a client that does not know them would send.
+    private static readonly JsonSerializerOptions Payload = new(JsonSerializerDefaults.Web) { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+
     public static async Task<int> RunAsync(BenchOptions options)
     {
         using var http = new HttpClient { BaseAddress = new Uri(options.Url), Timeout = TimeSpan.FromMinutes(10) };
@@ -51,15 +59,16 @@ internal static class HttpLoad
         var payloads = Enumerable.Range(0, options.Requests).Select(i => options.Scenario switch
         {
             "status" or "health" => null,
-            "embed-short" => (object)new { texts = corpus.Sentences(options.Batch, 8, 24), model = options.Model },
-            "embed-oracle" => new { texts = OracleBatch(i), model = options.Model },
-            "embed-long" => new { texts = corpus.Sentences(options.Batch, 150, 220), model = options.Model },
-            "embed-2048" => new { input = corpus.Sentences(options.Batch, 8, 24), model = options.Model },
+            "embed-short" => (object)new { texts = corpus.Sentences(options.Batch, 8, 24), model = options.Model, precision = options.Precision },
+            "embed-oracle" => new { texts = OracleBatch(i), model = options.Model, precision = options.Precision },
+            "embed-long" => new { texts = corpus.Sentences(options.Batch, 150, 220), model = options.Model, precision = options.Precision },
+            "embed-2048" => new { input = corpus.Sentences(options.Batch, 8, 24), model = options.Model, precision = options.Precision },
             "bertscore" => new
             {
                 candidates = corpus.Sentences(options.Batch, 10, 40),
                 references = corpus.Sentences(options.Batch, 10, 40),
                 model_type = options.Model,
+                precision = options.Precision,
             },
             _ => throw new ArgumentException($"Unknown scenario {options.Scenario}"),
         }).ToArray();
@@ -71,10 +80,19 @@ internal static class HttpLoad
             "bertscore" => "/bertscore",
             _ => "/embed",
         };
-        Task<HttpResponseMessage> SendAsync(int i) => payloads[i] is { } payload ? http.PostAsJsonAsync(path, payload) : http.GetAsync(path);
+        Task<HttpResponseMessage> SendAsync(int i) => payloads[i] is { } payload ? http.PostAsJsonAsync(path, payload, Payload) : http.GetAsync(path);
 
         // Warm up: the first call loads the model and the kernels.
-        (await SendAsync(0)).EnsureSuccessStatusCode();
+        var firstCall = Stopwatch.StartNew();
+        using var first = await SendAsync(0);
+        var firstBody = await first.Content.ReadAsStringAsync();
+        if (!first.IsSuccessStatusCode)
+        {
+            throw new HttpRequestException($"The first {path} call answered {(int)first.StatusCode}: {firstBody}");
+        }
+
+        var firstCallMs = firstCall.Elapsed.TotalMilliseconds;
+        var computePrecision = payloads[0] is null ? null : ComputePrecision(firstBody);
 
         var latencies = new double[options.Requests];
         var failures = 0;
@@ -106,6 +124,9 @@ internal static class HttpLoad
             scenario = options.Scenario,
             url = options.Url,
             model = options.Model,
+            precision = options.Precision,
+            compute_precision = computePrecision,
+            first_call_ms = Math.Round(firstCallMs, 1),
             requests = options.Requests,
             batch,
             concurrency = options.Concurrency,
@@ -136,5 +157,18 @@ internal static class HttpLoad
 
         Report.Save(options, result);
         return failures == 0 ? 0 : 1;
+    }
+
+    /// <summary>The precision the host says it computed in (every inference answer carries <c>compute_precision</c>).</summary>
+    private static string? ComputePrecision(string body)
+    {
+        try
+        {
+            return JsonNode.Parse(body)?["compute_precision"]?.GetValue<string>();
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
     }
 }

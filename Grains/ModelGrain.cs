@@ -314,8 +314,11 @@ public sealed class ModelGrain(
         }
     }
 
-    /// <summary>The session options of this model: the host's, with a test's injected pass faults when a test set any.</summary>
-    private EncoderOptions ModelEncoderOptions => injection.For(ModelName, encoderOptions);
+    /// <summary>
+    /// The session options of this model: the host's, its CUDA arena held to the host's memory budget (a pass that
+    /// needs more is split, see <see cref="HostMemory.ArenaLimit"/>), with a test's injected pass faults when a test set any.
+    /// </summary>
+    private EncoderOptions ModelEncoderOptions => injection.For(ModelName, encoderOptions with { GpuMemoryLimit = memory.ArenaLimit });
 
     private BatchLimits BatchLimits => new()
     {

@@ -15,6 +15,14 @@ public sealed record EncoderOptions
     public bool AllowTf32 { get; init; }
 
     /// <summary>
+    /// The most a CUDA session's memory arena may hold, weights and activations together (ONNX Runtime's
+    /// <c>gpu_mem_limit</c>); null: no limit of ours. Hosts set it to their memory budget, so that one large pass fails
+    /// with an out-of-memory error the batcher answers by splitting the pass, instead of the arena growing past the
+    /// budget into memory that other models or processes were counting on.
+    /// </summary>
+    public long? GpuMemoryLimit { get; init; }
+
+    /// <summary>
     /// CPU threads for one session; 0 (the default) shares the cores among <see cref="ConcurrentRuns"/>, or, for a
     /// session run by one caller at a time, lets ONNX Runtime decide (one per physical core).
     /// </summary>

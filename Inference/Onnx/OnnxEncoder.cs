@@ -72,6 +72,24 @@ public sealed class OnnxEncoder : IDisposable
             return new InferenceSession(model, so);
         });
 
+    /// <summary>The CUDA execution provider's options for a session opened with <paramref name="options"/>.</summary>
+    internal static Dictionary<string, string> CudaProviderOptions(EncoderOptions options)
+    {
+        var invariant = System.Globalization.CultureInfo.InvariantCulture;
+        var cuda = new Dictionary<string, string>
+        {
+            ["device_id"] = options.Device.DeviceId.ToString(invariant),
+            ["use_tf32"] = options.AllowTf32 ? "1" : "0",
+            ["arena_extend_strategy"] = "kSameAsRequested",
+        };
+        if (options.GpuMemoryLimit is > 0 and var limit)
+        {
+            cuda["gpu_mem_limit"] = limit.ToString(invariant);
+        }
+
+        return cuda;
+    }
+
     private static OnnxEncoder Open(EncoderOptions options, Func<SessionOptions, InferenceSession> create)
     {
         var device = options.Device;
@@ -82,12 +100,7 @@ public sealed class OnnxEncoder : IDisposable
             {
                 cudaOptions = NewSessionOptions(options, options.IntraOpThreads);
                 using var cuda = new OrtCUDAProviderOptions();
-                cuda.UpdateOptions(new Dictionary<string, string>
-                {
-                    ["device_id"] = device.DeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    ["use_tf32"] = options.AllowTf32 ? "1" : "0",
-                    ["arena_extend_strategy"] = "kSameAsRequested",
-                });
+                cuda.UpdateOptions(CudaProviderOptions(options));
                 cudaOptions.AppendExecutionProvider_CUDA(cuda);
                 var session = create(cudaOptions);
                 var provider = $"CUDA:{device.DeviceId}";

@@ -1,25 +1,27 @@
 #!/usr/bin/env bash
-# The GPU-side preparations that need no .NET: export the random-weight architectures (export_models.py, and
-# export_deberta_fp32.py beside this script) and time the peers (peers.py), one after the other so that the peers have the card to themselves. It can run detached
-# while the build is still being shipped; tools/gpu/measure.sh waits for its marker before it touches the GPU.
+# The GPU machine's preparations that need no .NET, one after the other: the checkpoint a user would have
+# (make_checkpoints.py: deberta-xlarge-mnli's real architecture as a pytorch_model.bin in the models folder), then the
+# peers on a card they have to themselves (../shared/gpu/peers.py: sentence-transformers and a bert_score replica).
+# Started detached (setsid) in the first device call, while the build is shipped; tools/gpu/measure.py waits for its
+# marker before it touches the GPU.
 #
-#   tools/gpu/baselines.sh EXTRA_DIR RESULTS_DIR EXPORT_DIR
+#   tools/gpu/baselines.sh EXTRA_DIR RESULTS_DIR MODELS_DIR
+#
+# EXPORTS=fp16 also exports the random-weight ONNX graphs of ../shared/gpu/export_models.py (the Python export path,
+# for comparison with the graphs the service builds itself) into RESULTS_DIR/../measure-exported.
 set -u
-extra=$(realpath "$1") res=$2 exported=$3
-mkdir -p "$res" "$exported"
+here=$(dirname "$(realpath "$0")")
+extra=$(realpath "$1") res=$2 models=$3
+mkdir -p "$res" "$models"
 touch "$res/.baselines-started"
 export PYTHONUNBUFFERED=1
-# EXPORTS picks the exports (default both): "fp16" is export_models.py (MiniLM fp32/fp16, DeBERTa fp16), "fp32"
-# the fp32 DeBERTa.
-if [[ " ${EXPORTS:-fp16 fp32} " == *" fp16 "* ]]; then
-  echo "== $(date +%T) export" >> "$res/baselines.log"
-  timeout 300 python3 "$extra/export_models.py" "$exported" > "$res/export.log" 2>&1
-fi
-if [[ " ${EXPORTS:-fp16 fp32} " == *" fp32 "* ]]; then
-  echo "== $(date +%T) export fp32 DeBERTa" >> "$res/baselines.log"
-  timeout 300 python3 "$(dirname "$0")/export_deberta_fp32.py" "$exported/debxl40_fp32" > "$res/export-fp32.log" 2>&1
-fi
+echo "== $(date +%T) checkpoint" >> "$res/baselines.log"
+timeout 240 python3 "$here/make_checkpoints.py" "$extra/minilm-vocab.txt" "$models" > "$res/checkpoints.log" 2>&1
 echo "== $(date +%T) peers" >> "$res/baselines.log"
 timeout 300 python3 "$extra/peers.py" "$extra/minilm-vocab.txt" "$res" > "$res/peers.log" 2>&1
+if [[ " ${EXPORTS:-} " == *" fp16 "* ]]; then
+  echo "== $(date +%T) export" >> "$res/baselines.log"
+  timeout 300 python3 "$extra/export_models.py" "$res/../measure-exported" > "$res/export.log" 2>&1
+fi
 echo "== $(date +%T) done" >> "$res/baselines.log"
 touch "$res/.baselines-done"

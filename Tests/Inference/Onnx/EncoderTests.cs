@@ -55,6 +55,19 @@ public sealed class EncoderTests(MiniLmFixture minilm)
     }
 
     [Fact]
+    public void A_cuda_session_arena_is_limited_only_when_a_limit_is_given_provider_options_only_no_gpu_here()
+    {
+        var unlimited = OnnxEncoder.CudaProviderOptions(new EncoderOptions { Device = ExecutionDevice.Cuda(1) });
+        Assert.Equal("1", unlimited["device_id"]);
+        Assert.Equal("0", unlimited["use_tf32"]);
+        Assert.False(unlimited.ContainsKey("gpu_mem_limit"));
+
+        var limited = OnnxEncoder.CudaProviderOptions(new EncoderOptions { Device = ExecutionDevice.Cuda(), GpuMemoryLimit = 3L << 30 });
+        Assert.Equal("3221225472", limited["gpu_mem_limit"]);
+        Assert.Equal("kSameAsRequested", limited["arena_extend_strategy"]);
+    }
+
+    [Fact]
     public void Auto_device_falls_back_to_the_cpu_when_cuda_is_not_usable()
     {
         using var encoder = OnnxEncoder.Open(minilm.Folder.Weights.OnnxPath!, new EncoderOptions { Device = ExecutionDevice.Auto });
