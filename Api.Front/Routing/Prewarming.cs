@@ -7,7 +7,8 @@ namespace OrleansGpu.Api.Routing;
 /// every routable host warm for the model is busier than half what a cold load is worth
 /// (<see cref="LeastBusySelection.ColdLoadTokens"/>), and no load of it is under way, the least-busy cold host is
 /// asked to load it (a warm call; nobody waits for it), at most once per <see cref="RoutingOptions.PrewarmInterval"/>
-/// per model, use and precision asked (warmth is read in the precision the request runs in on each host). Least-busy routing with <see cref="RoutingOptions.PreferWarm"/> only.
+/// per model, use and precision asked (warmth is read in the precision the request runs in on each host). Least-busy
+/// routing with <see cref="RoutingOptions.PreferWarm"/> only.
 /// </summary>
 public sealed class Prewarming(HostDirectory directory, RoutingOptions options, ILogger logger)
 {
