@@ -128,7 +128,9 @@ public sealed record BertScoreScores(
 
 /// <summary>
 /// What a host reports to the fronts about itself, read about once a second by each: its queue, whether it takes new
-/// work (<see cref="Availability"/>), and the models it has loaded or is loading (<see cref="Models"/>).
+/// work (<see cref="Availability"/>), the models it has loaded or is loading (<see cref="Models"/>), and its memory
+/// budget for models (<see cref="MemoryBudgetBytes"/>: <c>GPU_MEMORY_BUDGET</c> resolved; null while unknown, or from a
+/// host too old to say), so that a front sends no host a model it knows is larger than that host's whole budget.
 /// </summary>
 [GenerateSerializer, Immutable, Alias("OrleansGpu.HostLoad")]
 public sealed record HostLoad(
@@ -141,7 +143,8 @@ public sealed record HostLoad(
     [property: Id(6)] string Device,
     [property: Id(7)] HostAvailability Availability = HostAvailability.Serving,
     [property: Id(8)] IReadOnlyList<HostModel>? Models = null,
-    [property: Id(9)] IReadOnlyList<ModelFault>? Faults = null)
+    [property: Id(9)] IReadOnlyList<ModelFault>? Faults = null,
+    [property: Id(10)] long? MemoryBudgetBytes = null)
 {
     /// <summary>What least-busy routing compares: estimated tokens waiting or running on the host.</summary>
     public long Tokens => QueuedTokens + RunningTokens;
@@ -200,23 +203,61 @@ public enum ModelUses
 }
 
 /// <summary>
-/// A model a host has loaded (<see cref="Ready"/>) or is loading (<see cref="Loading"/>), by canonical name, with the
-/// other spellings requests used for it on that host (<c>all-MiniLM-L6-v2</c> for
-/// <c>sentence-transformers/all-MiniLM-L6-v2</c>), and how long its last load took.
+/// A model a host has loaded (<see cref="Ready"/>) or is loading (<see cref="Loading"/>), in any precision, by canonical
+/// name, with the other spellings requests used for it on that host (<c>all-MiniLM-L6-v2</c> for
+/// <c>sentence-transformers/all-MiniLM-L6-v2</c>), and how long its last load took. Per precision
+/// (<see cref="Precisions"/>): what is ready or loading in fp32 and in fp16, each its own sessions; and which of them a
+/// request would run in on this host (<see cref="RunsIn"/>), decided by the host, which alone knows its
+/// <c>GPU_PRECISION</c> default for the model and whether it runs fp16 at all. A host too old to report precisions
+/// has everything in fp32 (the fields are null), as such a host ran fp16 requests in fp32 or reported them so.
 /// </summary>
+/// <param name="DefaultPrecision">The precision a request naming none runs in here; null: fp32.</param>
+/// <param name="Fp16Precision">The precision an fp16 request runs in here: fp16, or fp32 on a CPU host (without <c>GPU_FP16_ON_CPU</c>) or for a model that cannot be had in fp16; null: fp32.</param>
 [GenerateSerializer, Immutable, Alias("OrleansGpu.HostModel")]
 public sealed record HostModel(
     [property: Id(0)] string Name,
     [property: Id(1)] IReadOnlyList<string> Aliases,
     [property: Id(2)] ModelUses Ready,
     [property: Id(3)] ModelUses Loading,
-    [property: Id(4)] double LoadSeconds)
+    [property: Id(4)] double LoadSeconds,
+    [property: Id(5)] IReadOnlyList<ModelPrecisionLoad>? Precisions = null,
+    [property: Id(6)] string? DefaultPrecision = null,
+    [property: Id(7)] string? Fp16Precision = null)
 {
     public bool Answers(string requested) => string.Equals(Name, requested, StringComparison.Ordinal) || Aliases.Contains(requested, StringComparer.Ordinal);
 
-    /// <summary>Ready for <paramref name="use"/>, or being loaded for it (a request sent there waits for that load instead of starting another).</summary>
-    public bool IsWarmFor(ModelUse use) => ((Ready | Loading) & use.AsFlag()) != 0;
+    /// <summary>The precision a request asking for <paramref name="requested"/> (null: none) runs in on this host.</summary>
+    public string RunsIn(string? requested) => requested switch
+    {
+        null => DefaultPrecision ?? Grains.Precisions.Fp32,
+        Grains.Precisions.Fp16 => Fp16Precision ?? Grains.Precisions.Fp32,
+        _ => Grains.Precisions.Fp32,
+    };
+
+    /// <summary>What is ready and loading in <paramref name="precision"/> (as a host runs it), or null when nothing is.</summary>
+    public ModelPrecisionLoad? In(string precision) =>
+        (Precisions ?? [new ModelPrecisionLoad(Grains.Precisions.Fp32, Ready, Loading, LoadSeconds)]).FirstOrDefault(p => p.Precision == precision);
+
+    /// <summary>
+    /// Ready for <paramref name="use"/> in the precision a request asking for <paramref name="requested"/> runs in here, or
+    /// being loaded for it (a request sent there waits for that load instead of starting another).
+    /// </summary>
+    public bool IsWarmFor(ModelUse use, string? requested = null) => In(RunsIn(requested)) is { } p && ((p.Ready | p.Loading) & use.AsFlag()) != 0;
+
+    /// <summary>Ready (not only loading) for <paramref name="use"/> in the precision a request asking for <paramref name="requested"/> runs in here.</summary>
+    public bool IsReadyFor(ModelUse use, string? requested = null) => In(RunsIn(requested)) is { } p && (p.Ready & use.AsFlag()) != 0;
+
+    /// <summary>How long the last load of the sessions a request asking for <paramref name="requested"/> runs on took here (0: none yet).</summary>
+    public double LoadSecondsFor(string? requested) => In(RunsIn(requested))?.LoadSeconds ?? 0;
 }
+
+/// <summary>What a model is ready for (<see cref="Ready"/>) and being loaded for (<see cref="Loading"/>) in one precision on a host, and how long that load took.</summary>
+[GenerateSerializer, Immutable, Alias("OrleansGpu.ModelPrecisionLoad")]
+public sealed record ModelPrecisionLoad(
+    [property: Id(0)] string Precision,
+    [property: Id(1)] ModelUses Ready,
+    [property: Id(2)] ModelUses Loading,
+    [property: Id(3)] double LoadSeconds);
 
 public static class ModelUseExtensions
 {

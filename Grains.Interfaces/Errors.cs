@@ -14,6 +14,17 @@ public sealed class InvalidWorkException : Exception
     /// <summary>A stable, machine-readable reason: <c>model_not_found</c>, <c>invalid_input</c>, ...</summary>
     [Id(0)]
     public string Code { get; }
+
+    /// <summary>
+    /// <c>model_too_large</c>: the model's size in bytes, as the host estimated it from its files. The front remembers
+    /// it, and sends the model to no host whose reported budget is smaller (<see cref="HostLoad.MemoryBudgetBytes"/>).
+    /// </summary>
+    [Id(1)]
+    public long? ModelBytes { get; init; }
+
+    /// <summary><c>model_too_large</c>: the memory budget, in bytes, of the host that refused the model.</summary>
+    [Id(2)]
+    public long? BudgetBytes { get; init; }
 }
 
 /// <summary>The host's queue is full; the front tries another host, and answers 503 with Retry-After when all are.</summary>
@@ -81,7 +92,10 @@ public static class ErrorCodes
     /// <summary>The hub refused the download: gated or private, without a token that may read it.</summary>
     public const string ModelGated = "model_gated";
 
-    /// <summary>The model's weights alone are larger than the host's memory budget (GPU_MEMORY_BUDGET): it can never be loaded there.</summary>
+    /// <summary>
+    /// The model's weights alone are larger than the host's memory budget (GPU_MEMORY_BUDGET): it can never be loaded
+    /// there. The front tries the other hosts, and answers it (422) only when every host it may use refused so.
+    /// </summary>
     public const string ModelTooLarge = "model_too_large";
 
     /// <summary>The hub cannot be reached to download the model.</summary>

@@ -16,7 +16,8 @@ namespace OrleansGpu.Grains;
 [Reentrant]
 [SiloKeyedPlacement]
 public sealed class GpuHostGrain(
-    HostJobs jobs, HostModels models, HostMemory memory, ModelSources sources, HostHardware hardware, EncoderOptions encoderOptions, IGrainFactory grains, HostModelFaults faults)
+    HostJobs jobs, HostModels models, HostMemory memory, ModelSources sources, HostHardware hardware, EncoderOptions encoderOptions, IGrainFactory grains, HostModelFaults faults,
+    HostPrecision precisions)
     : Grain, IGpuHostGrain
 {
     private static readonly string Version =
@@ -46,7 +47,12 @@ public sealed class GpuHostGrain(
     }
 
     public Task<HostLoad> GetLoadAsync() =>
-        Task.FromResult(jobs.Load(hardware.Snapshot.Expected(encoderOptions.Device)) with { Models = models.Describe(), Faults = faults.Describe(models.AliasesOf) });
+        Task.FromResult(jobs.Load(hardware.Snapshot.Expected(encoderOptions.Device)) with
+        {
+            Models = models.Describe(precisions.RunsIn),
+            Faults = faults.Describe(models.AliasesOf),
+            MemoryBudgetBytes = memory.KnownBudget,
+        });
 
     public async Task<HostInfo> GetInfoAsync()
     {
@@ -115,7 +121,9 @@ public sealed class GpuHostGrain(
         try
         {
             var grain = grains.GetGrain<IModelGrain>(Key(canonical));
-            var loaded = await models.TrackLoadAsync(canonical, use, () => grain.LoadAsync(use, precision));
+            // The precision the load is tracked in is the one the model grain will run: the host's decision, reported to the fronts.
+            var runs = await precisions.RunsInAsync(canonical, precision);
+            var loaded = await models.TrackLoadAsync(canonical, use, () => precisions.IsFp16Unavailable(canonical) ? Precisions.Fp32 : runs, () => grain.LoadAsync(use, precision));
 
             // Only a loaded session knows whether CUDA works (TORCH_DEVICE=auto); the default admission follows it.
             jobs.UseDevice(loaded.Provider.StartsWith("CUDA", StringComparison.Ordinal));

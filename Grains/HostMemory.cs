@@ -58,12 +58,15 @@ public sealed class HostMemory : IDisposable
     /// </summary>
     public long Budget => _budget ?? (Probed ? ResolveBudget() : null) ?? long.MaxValue;
 
+    /// <summary>The budget in bytes for the fronts' routing (<see cref="HostLoad.MemoryBudgetBytes"/>), or null while it is not known.</summary>
+    public long? KnownBudget => Budget is var budget && budget == long.MaxValue ? null : budget;
+
     /// <summary>
     /// The most one model's CUDA memory arena may grow to (ONNX Runtime's <c>gpu_mem_limit</c>): the budget, once known.
     /// Without it the arena of a model given a very large pass grows past the budget the host plans with; with it that
     /// pass fails as out of memory and is split, as on a full device. Null while the budget is unknown.
     /// </summary>
-    public long? ArenaLimit => Budget == long.MaxValue ? null : Budget;
+    public long? ArenaLimit => KnownBudget;
 
     /// <summary>What the loaded models hold now, in bytes.</summary>
     public long Used
@@ -120,7 +123,11 @@ public sealed class HostMemory : IDisposable
             throw new InvalidWorkException(
                 ErrorCodes.ModelTooLarge,
                 $"Model '{model}' needs about {MemoryBudget.Describe(bytes)} ({bytes} bytes, the size of its weights), more than the "
-                + $"memory budget of host {Host}: {MemoryBudget.Describe(budget)} ({budget} bytes, GPU_MEMORY_BUDGET).");
+                + $"memory budget of host {Host}: {MemoryBudget.Describe(budget)} ({budget} bytes, GPU_MEMORY_BUDGET).")
+            {
+                ModelBytes = bytes,
+                BudgetBytes = budget,
+            };
         }
 
         await _loads.WaitAsync(cancellationToken);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using OrleansGpu.Inference.Graphs;
 using OrleansGpu.Inference.Onnx;
@@ -85,6 +86,7 @@ public sealed class HostPrecision(GpuHostOptions options, HostHardware hardware,
 {
     private readonly PrecisionSetting _setting = PrecisionSetting.Parse(options.Precision);
     private readonly ExecutionDevice _device = ExecutionDevice.Parse(options.Device);
+    private readonly ConcurrentDictionary<string, byte> _fp16Unavailable = new(StringComparer.Ordinal);
     private int _fallbackLogged;
 
     /// <summary>The precision asked for: <paramref name="requested"/> when given, else the host's default for the model.</summary>
@@ -107,6 +109,46 @@ public sealed class HostPrecision(GpuHostOptions options, HostHardware hardware,
         await hardware.FirstProbe.WaitAsync(options.HardwareProbeTimeout + TimeSpan.FromSeconds(1)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         return hardware.Snapshot.Gpus.Count > 0;
     }
+
+    /// <summary>
+    /// Whether fp16 runs here, without waiting: null on an <c>auto</c> device until the first hardware probe has answered
+    /// (a load report must not wait for it).
+    /// </summary>
+    private bool? RunsFp16Now => options.Fp16OnCpu || _device.Kind == ExecutionDeviceKind.Cuda ? true
+        : _device.Kind == ExecutionDeviceKind.Cpu ? false
+        : hardware.FirstProbe.IsCompleted ? hardware.Snapshot.Gpus.Count > 0
+        : null;
+
+    /// <summary>
+    /// The precision (<see cref="Precisions"/>) a request for <paramref name="canonical"/> asking for
+    /// <paramref name="requested"/> (null: none) runs in here, as the fronts' routing reads it from the load report
+    /// (<see cref="HostModel.RunsIn"/>); null while it is not known whether fp16 runs here.
+    /// </summary>
+    public string? RunsIn(string canonical, string? requested) =>
+        Wanted(canonical, requested) != Precisions.Fp16 || IsFp16Unavailable(canonical) ? Precisions.Fp32
+        : RunsFp16Now switch { true => Precisions.Fp16, false => Precisions.Fp32, null => null };
+
+    /// <summary>The precision a request for <paramref name="canonical"/> asking for <paramref name="requested"/> runs in here (waits for the first hardware probe when it must).</summary>
+    public async Task<string> RunsInAsync(string canonical, string? requested) =>
+        IsFp16Unavailable(canonical) || await GraphPrecisionAsync(canonical, Wanted(canonical, requested)) != GraphPrecision.Fp16 ? Precisions.Fp32 : Precisions.Fp16;
+
+    /// <summary>
+    /// The model's fp16 graph cannot be had (an export the builder cannot convert): its fp16 requests are served in fp32
+    /// until its grain goes (<paramref name="unavailable"/> false then: a new activation tries again).
+    /// </summary>
+    public void SetFp16Unavailable(string canonical, bool unavailable)
+    {
+        if (unavailable)
+        {
+            _fp16Unavailable.TryAdd(canonical, 0);
+        }
+        else
+        {
+            _fp16Unavailable.TryRemove(canonical, out _);
+        }
+    }
+
+    public bool IsFp16Unavailable(string canonical) => _fp16Unavailable.ContainsKey(canonical);
 
     /// <summary>The graph precision that serves <paramref name="precision"/> on this host.</summary>
     public async Task<GraphPrecision> GraphPrecisionAsync(string model, string precision)

@@ -36,7 +36,6 @@ public sealed class ModelGrain(
     private Task<BertScoreModel>? _bertScore;
     private Task<EmbeddingModel>? _embeddingFp16;
     private Task<BertScoreModel>? _bertScoreFp16;
-    private bool _fp16Unavailable;
     private int _loads;
 
     private string ModelName => this.GetPrimaryKeyString()[(this.GetPrimaryKeyString().IndexOf('/') + 1)..];
@@ -161,7 +160,7 @@ public sealed class ModelGrain(
             : (await ReadyAsync(BertScoreAsync), GraphPrecision.Fp32);
 
     private async Task<GraphPrecision> ServedPrecisionAsync(string? requested) =>
-        _fp16Unavailable ? GraphPrecision.Fp32 : await precisions.GraphPrecisionAsync(ModelName, precisions.Wanted(ModelName, requested));
+        precisions.IsFp16Unavailable(ModelName) ? GraphPrecision.Fp32 : await precisions.GraphPrecisionAsync(ModelName, precisions.Wanted(ModelName, requested));
 
     /// <summary>The fp16 load, or null when the model cannot be had in fp16 here (an export the builder cannot convert): then fp32 serves, from now on.</summary>
     private async Task<T?> Fp16Async<T>(Func<Task<T>> load)
@@ -173,7 +172,8 @@ public sealed class ModelGrain(
         }
         catch (PrecisionUnavailableException ex)
         {
-            _fp16Unavailable = true;
+            // Kept by the host's precision, so that its load reports say fp16 requests run in fp32 here (for the fronts' routing).
+            precisions.SetFp16Unavailable(ModelName, true);
             logger.LogWarning("{Model} is served in fp32 to fp16 requests: {Reason}", ModelName, ex.Message);
             return null;
         }
@@ -337,6 +337,7 @@ public sealed class ModelGrain(
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
         models.MarkUnloaded(ModelName);
+        precisions.SetFp16Unavailable(ModelName, false);
         if (_embedding is { IsCompletedSuccessfully: true })
         {
             _embedding.Result.Dispose();

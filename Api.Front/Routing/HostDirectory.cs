@@ -12,9 +12,22 @@ namespace OrleansGpu.Api.Routing;
 /// </summary>
 public sealed class HostDirectory(IClusterClient client, RoutingOptions options, ILogger logger)
 {
+    /// <summary>Model sizes remembered at most (<see cref="NoteTooLarge"/>); past it the memory starts again.</summary>
+    private const int MaxSizesRemembered = 1024;
+
     private static readonly TimeSpan LoadTimeout = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How long a model's size learnt from a refusal counts, and a refusal for a host that reports no budget (an older
+    /// host): budgets change only with a restart, and a model's files seldom.
+    /// </summary>
+    private static readonly TimeSpan TooLargeMemory = TimeSpan.FromMinutes(10);
+
     private readonly ConcurrentDictionary<string, HostState> _states = new(StringComparer.Ordinal);
+
+    // The size of each model some host refused as larger than its whole budget, as that host estimated it from its
+    // files, and until when it counts (the model's files may change: a later refusal tells again).
+    private readonly ConcurrentDictionary<string, (long Bytes, long Until)> _modelBytes = new(StringComparer.Ordinal);
 
     // Cancelled whenever a host leaves the cluster. An Orleans client cannot tell which gateway silo carried a
     // request, and a request carried by a silo that died gets no answer until its timeout, whatever host it was
@@ -59,14 +72,97 @@ public sealed class HostDirectory(IClusterClient client, RoutingOptions options,
         && (host.FaultFor(model, DateTimeOffset.UtcNow) is not null || (_states.TryGetValue(host.Host, out var s) && s.IsModelFailed(model)));
 
     /// <summary>
-    /// Whether <paramref name="host"/> has the model of <paramref name="work"/> loaded or loading for its use, as the host
-    /// reported it, or this front sent that model there since (the host's next report will say; meanwhile requests that
+    /// Whether <paramref name="host"/> has the model of <paramref name="work"/> loaded or loading for its use in the
+    /// precision the request runs in there, as the host reported it (<see cref="HostModel.IsWarmFor"/>), or this front
+    /// sent that model there since, in the same precision (the host's next report will say; meanwhile requests that
     /// arrive together follow the first instead of each starting a load elsewhere).
     /// </summary>
     public bool IsWarm(HostLoad host, HostWork work) =>
         work.Model is { } model
-        && (host.Model(model)?.IsWarmFor(work.Use) == true
-            || (_states.TryGetValue(host.Host, out var s) && s.RecentlySent(model, work.Use, SentMemory)));
+        && (host.Model(model)?.IsWarmFor(work.Use, work.Precision) == true
+            || (_states.TryGetValue(host.Host, out var s) && s.RecentlySent(model, work.Use, work.Precision, SentMemory)));
+
+    /// <summary>
+    /// Whether <paramref name="host"/> cannot hold the model of <paramref name="work"/> at all: its reported memory budget
+    /// is below the model's size as a host measured it when it refused the model (<c>model_too_large</c>), or, for a host
+    /// that reports no budget, it refused the model itself a moment ago (<see cref="TooLargeMemory"/>). Such a host is
+    /// never chosen for the model: it would only refuse again.
+    /// </summary>
+    public bool CannotHold(HostLoad host, HostWork work)
+    {
+        if (work.Model is not { } model)
+        {
+            return false;
+        }
+
+        if (host.MemoryBudgetBytes is { } budget && KnownBytes(model) is { } bytes)
+        {
+            return bytes > budget;
+        }
+
+        return _states.TryGetValue(host.Host, out var s) && s.RefusedAsTooLarge(model) is not null;
+    }
+
+    /// <summary>
+    /// Notes that <paramref name="host"/> refused <paramref name="model"/> as larger than its whole memory budget: the
+    /// model's size is remembered for every host (a host's report of its budget then decides), and the refusal for this one.
+    /// </summary>
+    public void NoteTooLarge(string host, string? model, InvalidWorkException refusal)
+    {
+        if (model is null)
+        {
+            return;
+        }
+
+        if (refusal.ModelBytes is { } bytes)
+        {
+            // Only models a host found and measured get here; still, a front meets few such, and the table stays small.
+            if (_modelBytes.Count >= MaxSizesRemembered)
+            {
+                _modelBytes.Clear();
+            }
+
+            _modelBytes[model] = (bytes, (DateTimeOffset.UtcNow + TooLargeMemory).UtcTicks);
+        }
+
+        State(host).MarkTooLarge(model, refusal, TooLargeMemory);
+    }
+
+    /// <summary>
+    /// The answer when every routable host cannot hold <paramref name="work"/>'s model (<see cref="CannotHold"/>): a
+    /// <c>model_too_large</c> naming the model's size and the largest budget among those hosts; null when some host may
+    /// hold it, or no host is known.
+    /// </summary>
+    public InvalidWorkException? TooLargeEverywhere(HostWork work)
+    {
+        var routable = _hosts.Where(IsRoutable).ToList();
+        if (work.Model is not { } model || routable.Count == 0 || !routable.All(h => CannotHold(h, work)))
+        {
+            return null;
+        }
+
+        var largest = routable
+            .Select(h => (h.Host, Budget: h.MemoryBudgetBytes ?? (_states.TryGetValue(h.Host, out var s) ? s.RefusedAsTooLarge(model)?.BudgetBytes : null)))
+            .MaxBy(h => h.Budget ?? -1);
+        var refusal = _states.TryGetValue(largest.Host, out var state) ? state.RefusedAsTooLarge(model) : null;
+        if (largest.Budget is not { } budget || KnownBytes(model) is not { } bytes)
+        {
+            // A host that says no more than its refusal: its own words.
+            return refusal is null ? null : new InvalidWorkException(ErrorCodes.ModelTooLarge, refusal.Message) { ModelBytes = refusal.ModelBytes, BudgetBytes = refusal.BudgetBytes };
+        }
+
+        return new InvalidWorkException(
+            ErrorCodes.ModelTooLarge,
+            $"Model '{model}' needs about {MemoryBudget.Describe(bytes)} ({bytes} bytes, the size of its weights), more than the memory budget "
+            + $"of every GPU host: the largest is host {largest.Host}'s, {MemoryBudget.Describe(budget)} ({budget} bytes, GPU_MEMORY_BUDGET).")
+        {
+            ModelBytes = bytes,
+            BudgetBytes = budget,
+        };
+    }
+
+    private long? KnownBytes(string model) =>
+        _modelBytes.TryGetValue(model, out var known) && DateTimeOffset.UtcNow.UtcTicks < known.Until ? known.Bytes : null;
 
     /// <summary>How long this front counts a model it sent to a host as warm there without the host saying so.</summary>
     private TimeSpan SentMemory => options.RefreshInterval * 3;
@@ -131,8 +227,9 @@ public sealed class HostDirectory(IClusterClient client, RoutingOptions options,
 public sealed class HostState
 {
     private readonly CancellationTokenSource _gone = new();
-    private readonly ConcurrentDictionary<(string Model, ModelUse Use), long> _sent = new();
+    private readonly ConcurrentDictionary<(string Model, ModelUse Use, string Precision), long> _sent = new();
     private readonly ConcurrentDictionary<string, long> _modelFailedUntil = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (InvalidWorkException Refusal, long Until)> _tooLarge = new(StringComparer.Ordinal);
     private long _pending;
     private long _suspectUntil;
     private long _drainingUntil;
@@ -171,11 +268,22 @@ public sealed class HostState
 
     public bool IsModelFailed(string model) => _modelFailedUntil.TryGetValue(model, out var until) && DateTimeOffset.UtcNow.UtcTicks < until;
 
-    /// <summary>Notes that a request for <paramref name="model"/> was just sent here.</summary>
-    public void NoteSent(string model, ModelUse use) => _sent[(model, use)] = DateTimeOffset.UtcNow.UtcTicks;
+    /// <summary>The host refused <paramref name="model"/> as larger than its whole memory budget (<paramref name="refusal"/>), until <paramref name="memory"/> passes.</summary>
+    public void MarkTooLarge(string model, InvalidWorkException refusal, TimeSpan memory) =>
+        _tooLarge[model] = (refusal, (DateTimeOffset.UtcNow + memory).UtcTicks);
 
-    public bool RecentlySent(string model, ModelUse use, TimeSpan within) =>
-        _sent.TryGetValue((model, use), out var at) && DateTimeOffset.UtcNow.UtcTicks - at < within.Ticks;
+    /// <summary>The host's refusal of <paramref name="model"/> as too large, while it is remembered; else null.</summary>
+    public InvalidWorkException? RefusedAsTooLarge(string model) =>
+        _tooLarge.TryGetValue(model, out var refused) && DateTimeOffset.UtcNow.UtcTicks < refused.Until ? refused.Refusal : null;
+
+    /// <summary>
+    /// Notes that a request for <paramref name="model"/> asking for <paramref name="precision"/> (null: none) was just sent
+    /// here. Kept by the precision asked for: on one host the same ask always runs in the same sessions.
+    /// </summary>
+    public void NoteSent(string model, ModelUse use, string? precision) => _sent[(model, use, precision ?? string.Empty)] = DateTimeOffset.UtcNow.UtcTicks;
+
+    public bool RecentlySent(string model, ModelUse use, string? precision, TimeSpan within) =>
+        _sent.TryGetValue((model, use, precision ?? string.Empty), out var at) && DateTimeOffset.UtcNow.UtcTicks - at < within.Ticks;
 
     /// <summary>Drops what was sent before <paramref name="cutoff"/>: by then the host's report says what it loaded.</summary>
     public void ForgetSentBefore(DateTimeOffset cutoff)

@@ -28,6 +28,13 @@ public enum HostFailure
     /// device's memory): another host is tried, and this one gets none of the model's requests a while; its other models are unaffected.
     /// </summary>
     ModelFailed,
+
+    /// <summary>
+    /// The request's model is larger than the host's whole memory budget (<c>model_too_large</c>): a host with a larger
+    /// budget may hold it, so the others are tried, and this one gets none of the model's requests (see
+    /// <see cref="HostDirectory.CannotHold"/>); when every host refused so, that is the answer (422).
+    /// </summary>
+    ModelTooLarge,
 }
 
 /// <summary>
@@ -49,6 +56,7 @@ public static class HostFailures
         HostBusyException => HostFailure.Busy,
         HostDrainingException => HostFailure.Draining,
         HostModelFailedException => HostFailure.ModelFailed,
+        InvalidWorkException { Code: ErrorCodes.ModelTooLarge } => HostFailure.ModelTooLarge,
 
         // SiloUnavailableException is one of these: the silo holding the host died or is unreachable.
         OrleansMessageRejectionException => HostFailure.HostFailed,

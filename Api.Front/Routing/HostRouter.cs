@@ -121,7 +121,7 @@ public sealed class HostRouter : BackgroundService
         state.Add(request.Work.Tokens);
         if (request.Work.Model is { } model)
         {
-            state.NoteSent(model, request.Work.Use);
+            state.NoteSent(model, request.Work.Use, request.Work.Precision);
             if (first)
             {
                 _prewarming.Consider(request.Work);
@@ -173,6 +173,12 @@ public sealed class HostRouter : BackgroundService
                     Interlocked.Increment(ref _modelFailures);
                     _logger.LogWarning("GPU host {Host} cannot run {Model} now ({Reason}); trying another", host, request.Work.Model, ex.Message);
                     break;
+                case HostFailure.ModelTooLarge:
+                    // Not the host's fault nor the request's: another host's budget may hold the model.
+                    _directory.NoteTooLarge(host, request.Work.Model, (InvalidWorkException)ex);
+                    request.CannotRun.Add(host);
+                    _logger.LogInformation("GPU host {Host} cannot hold {Model} ({Reason}); trying another", host, request.Work.Model, ex.Message);
+                    break;
                 case HostFailure.MembershipChanged:
                     // The host is fine: it (or another) may take the request again.
                     request.Tried.Remove(host);
@@ -202,9 +208,9 @@ public sealed class HostRouter : BackgroundService
             return host;
         }
 
-        if (tried.Count == 0)
+        if (tried.Count == 0 || _directory.TooLargeEverywhere(work) is not null)
         {
-            return null; // no host at all: the refresh before the first attempt found none
+            return null; // no host at all (the refresh before the first attempt found none), or none can hold the model
         }
 
         await Task.Delay(LookAgainDelay, requestAborted);
@@ -237,9 +243,10 @@ public sealed class HostRouter : BackgroundService
 
         /// <summary>
         /// Why no host could serve the request. When the model failed to load on every host tried, that is the answer (as
-        /// with one host): the model's files must be repaired, and trying later will not help.
+        /// with one host): the model's files must be repaired, and trying later will not help. When no host can hold the
+        /// model, that is the answer too: a 422 naming its size and the largest budget.
         /// </summary>
-        public Exception NoHost() => LastFailure switch
+        public Exception NoHost() => (Exception?)Router._directory.TooLargeEverywhere(Work) ?? LastFailure switch
         {
             HostModelFailedException { Code: ErrorCodes.ModelUnreadable or HostFaultCodes.ModelLoadFailed } failed => new InvalidWorkException(failed.Code, failed.Message),
             null => new NoHostAvailableException("No GPU host is available: none has joined the cluster yet.", busy: false),

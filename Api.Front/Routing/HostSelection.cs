@@ -19,7 +19,8 @@ public abstract class HostSelection
     public string? Pick(HostDirectory directory, IReadOnlySet<string> tried, HostWork work)
     {
         var all = directory.Hosts;
-        var candidates = all.Where(h => !tried.Contains(h.Host) && directory.IsRoutable(h)).ToList();
+        // A host whose whole memory budget is below the model's size would only refuse it: never a candidate.
+        var candidates = all.Where(h => !tried.Contains(h.Host) && directory.IsRoutable(h) && !directory.CannotHold(h, work)).ToList();
         if (candidates.Count == 0)
         {
             return null;
@@ -74,11 +75,12 @@ public sealed class LeastBusySelection(RoutingOptions options) : HostSelection
 {
     /// <summary>
     /// What a cold load of the request's model is worth in queued tokens: the seconds its last load took on
-    /// <paramref name="warmHost"/> (at least one) times <see cref="RoutingOptions.ColdLoadTokensPerSecond"/>.
+    /// <paramref name="warmHost"/> (at least one), in the precision the request runs in there, times
+    /// <see cref="RoutingOptions.ColdLoadTokensPerSecond"/>.
     /// </summary>
     public static long ColdLoadTokens(HostLoad warmHost, HostWork work, RoutingOptions options)
     {
-        var seconds = work.Model is { } model ? warmHost.Model(model)?.LoadSeconds ?? 0 : 0;
+        var seconds = work.Model is { } model ? warmHost.Model(model)?.LoadSecondsFor(work.Precision) ?? 0 : 0;
         return (long)(Math.Max(1.0, seconds) * options.ColdLoadTokensPerSecond);
     }
 

@@ -7,11 +7,12 @@ namespace OrleansGpu.Api.Routing;
 /// every routable host warm for the model is busier than half what a cold load is worth
 /// (<see cref="LeastBusySelection.ColdLoadTokens"/>), and no load of it is under way, the least-busy cold host is
 /// asked to load it (a warm call; nobody waits for it), at most once per <see cref="RoutingOptions.PrewarmInterval"/>
-/// per model. Least-busy routing with <see cref="RoutingOptions.PreferWarm"/> only.
+/// per model, use and precision asked (warmth is read in the precision the request runs in on each host). Least-busy
+/// routing with <see cref="RoutingOptions.PreferWarm"/> only.
 /// </summary>
 public sealed class Prewarming(HostDirectory directory, RoutingOptions options, ILogger logger)
 {
-    private readonly Dictionary<(string Model, ModelUse Use), DateTimeOffset> _last = [];
+    private readonly Dictionary<(string Model, ModelUse Use, string? Precision), DateTimeOffset> _last = [];
     private long _count;
 
     /// <summary>Pre-warms started by this front, for /metrics.</summary>
@@ -35,7 +36,7 @@ public sealed class Prewarming(HostDirectory directory, RoutingOptions options, 
         }
 
         // A host warm only by what this front sent, or one that reports the load running, is the extra host already.
-        if (warm.Any(h => h.Model(model) is not { } m || (m.Ready & work.Use.AsFlag()) == 0))
+        if (warm.Any(h => h.Model(model) is not { } m || !m.IsReadyFor(work.Use, work.Precision)))
         {
             return;
         }
@@ -47,23 +48,24 @@ public sealed class Prewarming(HostDirectory directory, RoutingOptions options, 
         }
 
         // A host where the model failed to load or is degraded would only fail again (or load a copy it just set aside).
-        var cold = routable.Except(warm).Where(h => !directory.IsSuspect(h.Host) && !directory.IsFaulted(h, work)).ToList();
-        if (cold.Count == 0 || !TryClaim((model, work.Use)))
+        // Nor one whose memory budget is below the model's size.
+        var cold = routable.Except(warm).Where(h => !directory.IsSuspect(h.Host) && !directory.IsFaulted(h, work) && !directory.CannotHold(h, work)).ToList();
+        if (cold.Count == 0 || !TryClaim((model, work.Use, work.Precision)))
         {
             return;
         }
 
         var target = LeastBusySelection.Lightest(cold, directory).Host.Host;
-        directory.State(target).NoteSent(model, work.Use);
+        directory.State(target).NoteSent(model, work.Use, work.Precision);
         Interlocked.Increment(ref _count);
         logger.LogInformation(
             "Model {Model} is busy on {Warm} (least {Tokens} tokens queued); pre-warming it on {Host}",
             model, string.Join(", ", warm.Select(h => h.Host)), lightestWarm.Load, target);
-        _ = WarmAsync(target, model, work.Use);
+        _ = WarmAsync(target, model, work.Use, work.Precision);
     }
 
     /// <summary>True, once per interval per model, for the caller that may start the pre-warm.</summary>
-    private bool TryClaim((string Model, ModelUse Use) key)
+    private bool TryClaim((string Model, ModelUse Use, string? Precision) key)
     {
         var now = DateTimeOffset.UtcNow;
         lock (_last)
@@ -84,11 +86,11 @@ public sealed class Prewarming(HostDirectory directory, RoutingOptions options, 
         }
     }
 
-    private async Task WarmAsync(string host, string model, ModelUse use)
+    private async Task WarmAsync(string host, string model, ModelUse use, string? precision)
     {
         try
         {
-            var problems = await directory.Grain(host).WarmAsync([new WarmRequest(model, use)]);
+            var problems = await directory.Grain(host).WarmAsync([new WarmRequest(model, use, precision)]);
             foreach (var problem in problems)
             {
                 logger.LogWarning("Pre-warming {Model} on {Host} failed: {Reason}", problem.Model, host, problem.Reason);

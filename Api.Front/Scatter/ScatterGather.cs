@@ -24,7 +24,7 @@ public sealed class ScatterGather(HostRouter router, IOptions<SplitOptions> opti
         var parts = await PlanAsync(texts.Count, canCut: null, requestAborted);
         if (parts.Count == 1)
         {
-            return await router.ExecuteAsync(new HostWork(WorkSize.Tokens(texts), work.Model), (host, ct) => host.EmbedAsync(work, ct), requestAborted);
+            return await router.ExecuteAsync(new HostWork(WorkSize.Tokens(texts), work.Model, ModelUse.Embedding, work.Precision), (host, ct) => host.EmbedAsync(work, ct), requestAborted);
         }
 
         var request = NewRequestId();
@@ -32,7 +32,7 @@ public sealed class ScatterGather(HostRouter router, IOptions<SplitOptions> opti
         {
             var slice = range.Of(texts);
             var partWork = work with { Texts = slice, Part = part };
-            return (new HostWork(WorkSize.Tokens(slice), work.Model), (host, ct) => host.EmbedAsync(partWork, ct));
+            return (new HostWork(WorkSize.Tokens(slice), work.Model, ModelUse.Embedding, work.Precision), (host, ct) => host.EmbedAsync(partWork, ct));
         }, requestAborted);
 
         var dimensions = batches[0].Dimensions;
@@ -70,7 +70,7 @@ public sealed class ScatterGather(HostRouter router, IOptions<SplitOptions> opti
         var parts = await PlanAsync(work.Candidates.Count, c => pairsBefore[c] % BertScoreWork.MatchingChunk == 0, requestAborted);
         if (parts.Count == 1)
         {
-            return await router.ExecuteAsync(new HostWork(Tokens(work.Candidates, work.References), work.Model, ModelUse.BertScore), (host, ct) => host.BertScoreAsync(work, ct), requestAborted);
+            return await router.ExecuteAsync(new HostWork(Tokens(work.Candidates, work.References), work.Model, ModelUse.BertScore, work.Precision), (host, ct) => host.BertScoreAsync(work, ct), requestAborted);
         }
 
         var request = NewRequestId();
@@ -78,7 +78,7 @@ public sealed class ScatterGather(HostRouter router, IOptions<SplitOptions> opti
         if (work.Idf)
         {
             var idfWork = new IdfWork(work.Model, work.References, work.Precision);
-            idf = await router.ExecuteAsync(new HostWork(0, work.Model, ModelUse.BertScore), (host, ct) => host.BertScoreIdfAsync(idfWork, ct), requestAborted);
+            idf = await router.ExecuteAsync(new HostWork(0, work.Model, ModelUse.BertScore, work.Precision), (host, ct) => host.BertScoreIdfAsync(idfWork, ct), requestAborted);
             logger.LogDebug("Request {Request}: idf weights of {References} references, {Tokens} token ids", request, pairsBefore[^1], idf.TokenIds.Length);
         }
 
@@ -87,7 +87,7 @@ public sealed class ScatterGather(HostRouter router, IOptions<SplitOptions> opti
             var candidates = range.Of(work.Candidates);
             var references = range.Of(work.References);
             var partWork = work with { Candidates = candidates, References = references, IdfWeights = idf, Part = part };
-            return (new HostWork(Tokens(candidates, references), work.Model, ModelUse.BertScore), (host, ct) => host.BertScoreAsync(partWork, ct));
+            return (new HostWork(Tokens(candidates, references), work.Model, ModelUse.BertScore, work.Precision), (host, ct) => host.BertScoreAsync(partWork, ct));
         }, requestAborted);
 
         return new BertScoreScores(

@@ -30,6 +30,9 @@ public class GpuClusterFixture : IAsyncLifetime
     /// <summary>Each host's GPU_MEMORY_BUDGET; null for the default.</summary>
     public virtual string? MemoryBudget => null;
 
+    /// <summary>Each host's GPU_FP16_ON_CPU: true runs fp16 requests with the fp16 graph on the CPU (the stand-in of a CUDA host).</summary>
+    public virtual bool Fp16OnCpu => false;
+
     public async ValueTask InitializeAsync()
     {
         var builder = new InProcessTestClusterBuilder(3);
@@ -42,6 +45,7 @@ public class GpuClusterFixture : IAsyncLifetime
                 o.Device = "cpu";
                 o.MaxConcurrent = MaxConcurrent;
                 o.MemoryBudget = MemoryBudget;
+                o.Fp16OnCpu = Fp16OnCpu;
                 o.DefaultEmbedModel = "all-MiniLM-L6-v2";
                 o.DefaultBertScoreModel = "all-MiniLM-L6-v2";
                 o.Sources = new ModelSourceOptions { Offline = true, CacheDirectory = ServiceProcess.EmptyHuggingFaceCache };

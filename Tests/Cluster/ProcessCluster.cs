@@ -59,6 +59,9 @@ public sealed class ProcessCluster : IAsyncDisposable
     /// <summary>A private folder for the cluster's secrets and certificates, deleted with the cluster.</summary>
     public string SecretsDirectory { get; }
 
+    /// <summary>The models folder every process of the cluster reads (MiniLM, and <see cref="TestModelsFolder.CopyName"/>).</summary>
+    public string ModelsDirectory => _models.Directory;
+
     /// <summary>Every process started for the cluster, in order.</summary>
     public IReadOnlyList<ServiceProcess> Processes => _processes;
 

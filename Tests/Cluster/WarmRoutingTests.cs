@@ -69,6 +69,34 @@ public sealed class WarmRoutingTests(GpuClusterFixture fixture) : IClassFixture<
         await busy;
     }
 
+    [Fact]
+    public async Task On_cpu_hosts_that_answer_fp16_in_fp32_fp16_requests_go_where_the_model_is_warm_in_fp32_and_load_nothing_more()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        const string model = "acme/fp16-in-fp32";
+        fixture.AddModel(model);
+        var hosts = fixture.HostNames;
+        var warmHost = hosts[1];
+        await fixture.Cluster.Client.GetGrain<IGpuHostGrain>(warmHost).EmbedAsync(new EmbedWork(model, ["load it here in fp32"]), ct);
+
+        var router = fixture.NewRouter(new RoutingOptions());
+        await router.RefreshAsync(ct);
+
+        // The host says an fp16 request runs in fp32 there (no GPU_FP16_ON_CPU), where the model is ready.
+        var reported = router.Hosts.Single(h => h.Host == warmHost).Model(model)!;
+        Assert.Equal(Precisions.Fp32, reported.RunsIn(Precisions.Fp16));
+        Assert.True(reported.IsReadyFor(ModelUse.Embedding, Precisions.Fp16));
+
+        for (var i = 0; i < 6; i++)
+        {
+            var work = new EmbedWork(model, [$"fp16 asked {i}"], Precision: Precisions.Fp16);
+            var batch = await router.ExecuteAsync(new HostWork(4, model, ModelUse.Embedding, Precisions.Fp16), (h, t) => h.EmbedAsync(work, t), ct);
+            Assert.Equal((warmHost, Precisions.Fp32), (batch.Host, batch.ComputePrecision));
+        }
+
+        Assert.Equal([warmHost], await HostsWithAsync(model));
+    }
+
     /// <summary>
     /// Runs <see cref="Requests"/> requests of the <see cref="MixedWorkload"/> through a router with
     /// <paramref name="options"/>; returns on how many hosts each model loaded.
