@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using OrleansGpu.Inference.Diagnostics;
+using OrleansGpu.Inference.Files;
 using OrleansGpu.Inference.Models;
 using OrleansGpu.Inference.Onnx;
 
@@ -92,7 +93,7 @@ public sealed class HostMemory : IDisposable
     /// </summary>
     public static long Estimate(ModelFolder folder) => folder.Weights.OnnxPath is { } onnx
         ? InferenceMetrics.WeightBytes(onnx)
-        : folder.Weights.Files.Sum(f => new FileInfo(f).Length);
+        : folder.Weights.Files.Sum(FileSizes.Of);
 
     /// <summary>
     /// Marks work for <paramref name="model"/> as in flight (from before its load to the end of its job) and the model

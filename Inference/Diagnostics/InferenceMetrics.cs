@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using OrleansGpu.Inference.Files;
 
 namespace OrleansGpu.Inference.Diagnostics;
 
@@ -76,8 +77,8 @@ public static class InferenceMetrics
     public static long WeightBytes(string onnxPath)
     {
         var file = new FileInfo(onnxPath);
-        var external = file.Directory?.EnumerateFiles($"{file.Name}*").Where(f => f.Name != file.Name).Sum(f => f.Length) ?? 0;
-        return file.Length + external;
+        var external = file.Directory?.EnumerateFiles($"{file.Name}*").Where(f => f.Name != file.Name).Sum(FileSizes.Of) ?? 0;
+        return FileSizes.Of(file) + external;
     }
 
     private sealed class Loaded(string model, string task, long bytes) : IDisposable
