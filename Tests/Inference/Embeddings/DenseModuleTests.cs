@@ -2,6 +2,8 @@ using System.Text;
 using OrleansGpu.Inference.Embeddings;
 using OrleansGpu.Inference.Models;
 using OrleansGpu.Inference.Models.Hub;
+using OrleansGpu.Inference.Onnx;
+using OrleansGpu.Tests.Inference.Checkpoints;
 using OrleansGpu.Tests.Support;
 
 namespace OrleansGpu.Tests.Inference.Embeddings;
@@ -62,6 +64,76 @@ public sealed class DenseModuleTests(MiniLmFixture minilm) : IDisposable
         var pooled = minilm.Embedding.Embed(Texts, new EmbedOptions { Normalize = false });
         AssertClose(pooled, head, normalize: false, model.Embed(Texts));
         AssertClose(pooled, head, normalize: true, model.Embed(Texts, new EmbedOptions { Normalize = true }));
+    }
+
+    [Fact]
+    public void A_labse_like_model_cls_pooling_then_dense_then_normalize_projects_the_first_token()
+    {
+        DenseSpec[] head = [new("2_Dense", 384, 384, Bias: true, DenseSpec.Tanh, Seed: 12)];
+        var files = DenseSpec.MiniLmWithDense(head, "safetensors");
+        files["1_Pooling/config.json"] = Encoding.UTF8.GetBytes(TestRepos.PoolingConfig("cls"));
+        var folder = Open("acme/labse-like", files);
+        using var model = EmbeddingModel.Load(folder, MiniLmFixture.Graphs, MiniLmFixture.EncoderOptions);
+        Assert.Equal(PoolingModes.Cls, model.Pooling);
+
+        int[][] sequences = [[101, 7592, 2088, 102], [101, 2023, 2003, 1037, 3231, 6251, 102]];
+        using var plain = OnnxEncoder.Open(minilm.Folder.Weights.OnnxPath!, MiniLmFixture.EncoderOptions);
+        using var states = plain.Run(sequences, 0);
+        var actual = model.Embed(sequences, new EmbedOptions());
+        for (var k = 0; k < sequences.Length; k++)
+        {
+            var expected = DenseSpec.Expected(states.Token(k, 0), head, normalize: true);
+            for (var d = 0; d < 384; d++)
+            {
+                Assert.True(Math.Abs(expected[d] - actual[(k * 384) + d]) <= 1e-5, $"text {k}, component {d}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(8)]
+    [InlineData(6)]
+    public void A_residual_dense_adds_its_input_or_the_input_s_bias_free_projection(int outFeatures)
+    {
+        var random = new Random(4);
+        float[] Values(int n) => [.. Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() - 0.5))];
+        var weight = Values(outFeatures * 8);
+        var bias = Values(outFeatures);
+        var residual = Values(outFeatures * 8);
+        var root = Path.Combine(_dir, "residual");
+        Directory.CreateDirectory(Path.Combine(root, "2_Dense"));
+        File.WriteAllText(
+            Path.Combine(root, "2_Dense", "config.json"),
+            $$"""{"in_features": 8, "out_features": {{outFeatures}}, "bias": true, "activation_function": "torch.nn.modules.activation.ReLU", "use_residual": true}""");
+        List<SafetensorsFiles.Tensor> tensors =
+        [
+            new("linear.weight", "F32", [outFeatures, 8], Bytes(weight)),
+            new("linear.bias", "F32", [outFeatures], Bytes(bias)),
+        ];
+        if (outFeatures != 8)
+        {
+            tensors.Add(new("residual.weight", "F32", [outFeatures, 8], Bytes(residual)));
+        }
+
+        SafetensorsFiles.Write(Path.Combine(root, "2_Dense", "model.safetensors"), tensors);
+        var config = DenseModuleConfig.Read(root, "2_Dense");
+        Assert.True(config.UseResidual);
+        var head = DenseHead.Load("acme/residual", root, [config])!;
+
+        var x = Values(8);
+        var y = new float[outFeatures];
+        head.Apply(x, y);
+        for (var o = 0; o < outFeatures; o++)
+        {
+            double linear = bias[o], skip = outFeatures == 8 ? x[o] : 0;
+            for (var i = 0; i < 8; i++)
+            {
+                linear += (double)weight[(o * 8) + i] * x[i];
+                skip += outFeatures == 8 ? 0 : (double)residual[(o * 8) + i] * x[i];
+            }
+
+            Assert.Equal(Math.Max(linear, 0) + skip, y[o], 1e-6);
+        }
     }
 
     [Theory]
@@ -226,6 +298,8 @@ public sealed class DenseModuleTests(MiniLmFixture minilm) : IDisposable
         File.CreateSymbolicLink(Path.Combine(dir, "model.onnx"), minilm.Folder.Weights.OnnxPath!);
         return new ModelStore(_dir).Open(name, dir);
     }
+
+    private static byte[] Bytes(float[] values) => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
 
     private static double Erf(double x)
     {
