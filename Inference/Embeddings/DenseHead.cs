@@ -75,8 +75,7 @@ public sealed class DenseHead
 
     private static Layer ReadLayer(string model, string directory, DenseModuleConfig module)
     {
-        var folder = Path.Combine(directory, module.Path);
-        var file = DenseModuleConfig.WeightFileNames.Select(f => Path.Combine(folder, f)).FirstOrDefault(File.Exists)
+        var file = module.WeightsIn(directory)
             ?? throw new InvalidModelException(
                 model, $"its sentence-transformers Dense module {module.Path} has no weights ({string.Join(" or ", DenseModuleConfig.WeightFileNames)}).");
         try

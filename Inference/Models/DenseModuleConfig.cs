@@ -40,6 +40,10 @@ public sealed record DenseModuleConfig(string Path, int InFeatures, int OutFeatu
     /// <summary>The weight files a Dense module may have, in the order sentence-transformers looks for them.</summary>
     public static IReadOnlyList<string> WeightFileNames { get; } = ["model.safetensors", "pytorch_model.bin"];
 
+    /// <summary>The module's weights file in the model's folder <paramref name="modelDirectory"/> (the first of <see cref="WeightFileNames"/> there), or null.</summary>
+    public string? WeightsIn(string modelDirectory) =>
+        WeightFileNames.Select(f => System.IO.Path.Combine(modelDirectory, Path, f)).FirstOrDefault(File.Exists);
+
     /// <summary>The activations applied, as the config names them (their class names under <c>torch.nn</c>).</summary>
     public static IReadOnlyList<string> SupportedActivations { get; } = Enum.GetNames<DenseActivation>();
 
