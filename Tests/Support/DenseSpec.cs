@@ -22,7 +22,7 @@ public sealed record DenseSpec(string Path, int In, int Out, bool Bias, string A
 
     public string Config => $$"""{"in_features": {{In}}, "out_features": {{Out}}, "bias": {{(Bias ? "true" : "false")}}, "activation_function": "{{Activation}}"}""";
 
-    /// <summary>The module's files, keyed by their path in the model's folder; weights in <paramref name="format"/> ("safetensors" or "bin").</summary>
+    /// <summary>The module's files, keyed by their path in the model's folder; weights in <paramref name="format"/> ("safetensors", "bin" for a torch.save zip, or "legacy").</summary>
     public Dictionary<string, byte[]> Files(string format)
     {
         var files = new Dictionary<string, byte[]> { [$"{Path}/config.json"] = Encoding.UTF8.GetBytes(Config) };
@@ -42,10 +42,19 @@ public sealed record DenseSpec(string Path, int In, int Out, bool Bias, string A
             }
             else
             {
-                // torch.save of the module's state dict: one float storage per tensor, as nn.Parameters.
+                // torch.save of the module's state dict: one float storage per tensor, as nn.Parameters; "legacy" is
+                // the pre-1.6 stream older sentence-transformers models (distiluse's era) were saved in.
                 var torch = tensors.Select((t, i) => TorchTensor.Contiguous(t.Name, "FloatStorage", i.ToString(), t.Shape) with { Parameter = true }).ToList();
-                var storages = tensors.Select((t, i) => (Key: i.ToString(), Data: Bytes(t.Values))).ToDictionary(s => s.Key, s => s.Data);
-                TorchFiles.WriteZip(temp, TorchFiles.StateDictPickle(torch), storages, stem: "pytorch_model");
+                var storages = tensors.Select((t, i) => (Key: i.ToString(), Data: Bytes(t.Values))).ToList();
+                if (format == "legacy")
+                {
+                    TorchFiles.WriteLegacy(temp, TorchFiles.StateDictPickle(torch, legacy: true), [.. storages.Select((s, i) => (s.Key, (long)tensors[i].Values.Length, s.Data))]);
+                }
+                else
+                {
+                    TorchFiles.WriteZip(temp, TorchFiles.StateDictPickle(torch), storages.ToDictionary(s => s.Key, s => s.Data), stem: "pytorch_model");
+                }
+
                 files[$"{Path}/pytorch_model.bin"] = File.ReadAllBytes(temp);
             }
         }

@@ -33,6 +33,7 @@ public sealed class DenseModuleTests(MiniLmFixture minilm) : IDisposable
     [Theory]
     [InlineData("safetensors")]
     [InlineData("bin")]
+    [InlineData("legacy")]
     public async Task Dense_modules_then_normalize_equal_the_double_precision_computation_from_the_plain_pooled_output(string format)
     {
         var folder = Open("acme/dense-" + format, DenseSpec.MiniLmWithDense(Chain, format));
@@ -216,6 +217,31 @@ public sealed class DenseModuleTests(MiniLmFixture minilm) : IDisposable
         var error = Assert.Throws<ModelNotSupportedException>(() => new ModelStore(_dir).Open("acme/malformed", dir));
         Assert.Contains("2_Dense", error.Message);
         Assert.Contains(named, error.Message);
+    }
+
+    [Fact]
+    public void A_dense_module_after_normalize_or_before_pooling_is_an_order_this_service_does_not_apply()
+    {
+        var spec = new DenseSpec("3_Dense", 384, 256, Bias: true, DenseSpec.Tanh, Seed: 5);
+        DenseSpec.WriteFolder(_dir, spec.Files("safetensors"));
+        File.WriteAllText(Path.Combine(_dir, "modules.json"), """
+            [
+              {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+              {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+              {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+              {"idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"}
+            ]
+            """);
+        Assert.Equal(["sentence_transformers.models.Dense (3_Dense) after Normalize"], SentenceTransformersConfig.Read(_dir).UnsupportedModules);
+
+        File.WriteAllText(Path.Combine(_dir, "modules.json"), """
+            [
+              {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+              {"idx": 1, "name": "1", "path": "3_Dense", "type": "sentence_transformers.models.Dense"},
+              {"idx": 2, "name": "2", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}
+            ]
+            """);
+        Assert.Equal(["sentence_transformers.models.Dense (3_Dense) before Pooling"], SentenceTransformersConfig.Read(_dir).UnsupportedModules);
     }
 
     [Fact]
