@@ -35,6 +35,8 @@ internal static class ModelLoadFaults
     /// (rebuilt on the next load); weights from the Hugging Face cache are moved out of it (the blob renamed
     /// <c>.corrupt</c>, the snapshot's link removed), so that the next load downloads them again. Files of the models
     /// folder are the operator's and stay: the next load reads them again, as the operator may have replaced them.
+    /// The weights of the model's sentence-transformers Dense modules go with the main weights (either may be the
+    /// damaged one; they are small).
     /// </summary>
     public static void PutAside(ModelFolder folder, ModelSources sources, ModelGraphs graphs, ILogger logger)
     {
@@ -49,7 +51,8 @@ internal static class ModelLoadFaults
             return;
         }
 
-        foreach (var file in folder.Weights.Files.Select(f => Path.IsPathRooted(f) ? f : Path.Combine(directory, f)))
+        var dense = folder.SentenceTransformers.Dense.Select(d => d.WeightsIn(directory)).OfType<string>();
+        foreach (var file in folder.Weights.Files.Select(f => Path.IsPathRooted(f) ? f : Path.Combine(directory, f)).Concat(dense))
         {
             try
             {

@@ -31,8 +31,9 @@ public sealed record EmbedOptions
 
 /// <summary>
 /// A sentence-embedding model as sentence-transformers runs it: tokenizer with truncation at <c>max_seq_length</c>,
-/// transformer, the model's own pooling over the attention mask (mean unless its Pooling module says otherwise), and
-/// L2 normalisation when its modules include <c>Normalize</c> or the caller asks for it.
+/// transformer, the model's own pooling over the attention mask (mean unless its Pooling module says otherwise), its
+/// <c>Dense</c> modules in order (<see cref="DenseHead"/>), and L2 normalisation when its modules include
+/// <c>Normalize</c> or the caller asks for it.
 /// </summary>
 public sealed class EmbeddingModel : IDisposable
 {
@@ -42,13 +43,17 @@ public sealed class EmbeddingModel : IDisposable
 
     private readonly bool _pooledInGraph;
 
+    private readonly DenseHead? _head;
+
     /// <param name="pooledInGraph">Whether <paramref name="encoder"/> outputs pooled vectors (<see cref="PoolingGraph"/>) rather than hidden states.</param>
     /// <param name="pooling">The model's pooling (sentence-transformers' Pooling module).</param>
     /// <param name="normalizes">Whether the model's modules end with Normalize.</param>
+    /// <param name="head">The model's Dense modules, applied after pooling and before normalisation.</param>
     public EmbeddingModel(
         string name, TextTokenizer tokenizer, OnnxEncoder encoder, int maxTokens, BatchLimits? limits = null, bool pooledInGraph = false,
-        PoolingModes pooling = PoolingModes.Mean, bool normalizes = false)
+        PoolingModes pooling = PoolingModes.Mean, bool normalizes = false, DenseHead? head = null)
     {
+        _head = head;
         Name = name;
         _pooledInGraph = pooledInGraph;
         Pooling = pooling;
@@ -71,8 +76,11 @@ public sealed class EmbeddingModel : IDisposable
     /// <summary>Tokens kept per text, [CLS] and [SEP] included.</summary>
     public int MaxTokens { get; }
 
-    /// <summary>The embedding size; known once the graph declares it or the first batch ran.</summary>
-    public int Dimensions => _pooledInGraph || _encoder.HiddenSize <= 0 ? _encoder.HiddenSize : _encoder.HiddenSize * Pooling.Count();
+    /// <summary>The embedding size (the last Dense module's output when there are any); known once the graph declares it or the first batch ran.</summary>
+    public int Dimensions => _head?.OutFeatures ?? PooledDimensions;
+
+    /// <summary>The size of the pooled vector, before any Dense module.</summary>
+    private int PooledDimensions => _pooledInGraph || _encoder.HiddenSize <= 0 ? _encoder.HiddenSize : _encoder.HiddenSize * Pooling.Count();
 
     /// <summary>How the hidden states become one vector per text.</summary>
     public PoolingModes Pooling { get; }
@@ -97,8 +105,15 @@ public sealed class EmbeddingModel : IDisposable
             throw new ModelNotSupportedException(
                 folder.Name,
                 $"its sentence-transformers modules include {string.Join(", ", modules.UnsupportedModules)}, which this service does not apply "
-                + "(it applies Transformer, Pooling and Normalize), so its embeddings would differ from sentence-transformers'.");
+                + "(it applies Transformer, Pooling, Dense and Normalize, in that order), so its embeddings would differ from sentence-transformers'.");
         }
+
+        if (modules.DenseProblems.Count > 0)
+        {
+            throw new ModelNotSupportedException(folder.Name, string.Join(" ", modules.DenseProblems));
+        }
+
+        var head = DenseHead.Load(folder.Name, folder.Directory, modules.Dense);
 
         var tokenizer = TokenizerLoader.Load(folder.Directory, folder.Config.DoLowerCase);
         limits ??= new BatchLimits();
@@ -122,10 +137,17 @@ public sealed class EmbeddingModel : IDisposable
 
         try
         {
-            var model = new EmbeddingModel(folder.Name, tokenizer, encoder, folder.Config.EmbeddingLimit, limits, pooledInGraph, modules.Pooling, modules.Normalize);
-            if (model.Dimensions <= 0)
+            var model = new EmbeddingModel(folder.Name, tokenizer, encoder, folder.Config.EmbeddingLimit, limits, pooledInGraph, modules.Pooling, modules.Normalize, head);
+            if (model.PooledDimensions <= 0)
             {
                 using var warm = encoder.Run([tokenizer.Encode("warm up", model.MaxTokens)], tokenizer.Special.Pad);
+            }
+
+            if (head is not null && head.InFeatures != model.PooledDimensions)
+            {
+                throw new InvalidModelException(
+                    folder.Name,
+                    $"its sentence-transformers Dense module {modules.Dense[0].Path} takes {head.InFeatures} features, but its pooling gives {model.PooledDimensions}.");
             }
 
             InferenceMetrics.RecordLoad(folder.Name, Task, started);
@@ -242,6 +264,32 @@ public sealed class EmbeddingModel : IDisposable
     }
 
     private void Pool(HiddenStates states, int row, int length, Span<float> destination, bool normalize)
+    {
+        if (_head is null)
+        {
+            PoolOnly(states, row, length, destination, normalize);
+            return;
+        }
+
+        // Pooled vector → Dense modules → Normalize, in sentence-transformers' module order.
+        var pooled = System.Buffers.ArrayPool<float>.Shared.Rent(_head.InFeatures);
+        try
+        {
+            PoolOnly(states, row, length, pooled.AsSpan(0, _head.InFeatures), normalize: false);
+            _head.Apply(pooled.AsSpan(0, _head.InFeatures), destination);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(pooled);
+        }
+
+        if (normalize)
+        {
+            Embeddings.Pooling.L2Normalize(destination, 1e-12f);
+        }
+    }
+
+    private void PoolOnly(HiddenStates states, int row, int length, Span<float> destination, bool normalize)
     {
         if (!_pooledInGraph)
         {

@@ -31,7 +31,9 @@ public static class ModelSupport
     /// <summary>
     /// From the settings in <paramref name="directory"/> (a model folder, or a snapshot holding the settings so far):
     /// the tokenizer (names, then the model <c>tokenizer.json</c> declares), and for weights in <paramref name="format"/>
-    /// other than ONNX, the architecture in <c>config.json</c> (see <see cref="Architecture"/>).
+    /// other than ONNX, the architecture in <c>config.json</c> (see <see cref="Architecture"/>); and the sentence-transformers
+    /// <c>Dense</c> modules' configs (an activation this service does not apply, a malformed config), whose weights are
+    /// then fetched with the model's.
     /// </summary>
     public static void CheckSettings(string model, string directory, WeightsFormat format)
     {
@@ -39,6 +41,8 @@ public static class ModelSupport
         {
             throw new ModelNotSupportedException(model, reason);
         }
+
+        DenseModules(model, directory);
 
         if (format != WeightsFormat.Onnx)
         {
@@ -71,6 +75,27 @@ public static class ModelSupport
         {
             throw Unsupported(model, ex);
         }
+    }
+
+    /// <summary>
+    /// The sentence-transformers modules of the model in <paramref name="directory"/>, refused with a
+    /// <see cref="ModelNotSupportedException"/> naming the module when a <c>Dense</c> module cannot be applied.
+    /// </summary>
+    public static SentenceTransformersConfig DenseModules(string model, string directory)
+    {
+        SentenceTransformersConfig modules;
+        try
+        {
+            modules = SentenceTransformersConfig.Read(directory);
+        }
+        catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidDataException)
+        {
+            throw new InvalidModelException(model, $"its sentence-transformers settings cannot be read ({ex.Message.Split('\n')[0]}).");
+        }
+
+        return modules.DenseProblems.Count > 0
+            ? throw new ModelNotSupportedException(model, string.Join(" ", modules.DenseProblems))
+            : modules;
     }
 
     /// <summary>The client error for a model the graph builder refuses: what is not built, and what is.</summary>

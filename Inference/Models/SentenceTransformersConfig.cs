@@ -20,11 +20,20 @@ public sealed record SentenceTransformersConfig
     /// <summary>Whether the modules end with <c>Normalize</c> (L2 normalisation of each vector).</summary>
     public bool Normalize { get; init; }
 
+    /// <summary>The <c>Dense</c> modules after the Pooling module, in the order they apply (before Normalize).</summary>
+    public IReadOnlyList<DenseModuleConfig> Dense { get; init; } = [];
+
+    /// <summary>
+    /// What is wrong with the model's <c>Dense</c> modules (an activation this service does not apply, a malformed
+    /// config, sizes that do not chain), each naming the module; such a model is refused before its weights are fetched.
+    /// </summary>
+    public IReadOnlyList<string> DenseProblems { get; init; } = [];
+
     /// <summary>Whether the folder has a <c>modules.json</c>.</summary>
     public bool HasModules { get; init; }
 
     /// <summary>
-    /// Modules we do not apply (Dense, LayerNorm, ...). Embeddings of such a model would differ from
+    /// Modules we do not apply (LayerNorm, WordWeights, ...), or an order we do not apply them in. Embeddings of such a model would differ from
     /// sentence-transformers', so it is refused for embeddings rather than served with other numbers.
     /// </summary>
     public IReadOnlyList<string> UnsupportedModules { get; init; } = [];
@@ -45,6 +54,8 @@ public sealed record SentenceTransformersConfig
 
         var config = new SentenceTransformersConfig { HasModules = true };
         var unsupported = new List<string>();
+        var dense = new List<DenseModuleConfig>();
+        var denseProblems = new List<string>();
         var pooled = false;
         foreach (var module in modules.RootElement.EnumerateArray())
         {
@@ -61,6 +72,29 @@ public sealed record SentenceTransformersConfig
                 case "Normalize":
                     config = config with { Normalize = true };
                     break;
+                case "Dense":
+                    if (config.Normalize || !pooled)
+                    {
+                        // sentence-transformers would apply it to a normalised vector, or to token embeddings.
+                        unsupported.Add($"{type} ({path}) {(pooled ? "after Normalize" : "before Pooling")}");
+                    }
+
+                    try
+                    {
+                        var read = DenseModuleConfig.Read(directory, path);
+                        if (dense.Count > 0 && dense[^1].OutFeatures != read.InFeatures)
+                        {
+                            throw new DenseConfigException(path, $"takes {read.InFeatures} features where the Dense module before it ({dense[^1].Path}) gives {dense[^1].OutFeatures}");
+                        }
+
+                        dense.Add(read);
+                    }
+                    catch (DenseConfigException ex)
+                    {
+                        denseProblems.Add(ex.Message);
+                    }
+
+                    break;
                 default:
                     unsupported.Add(type);
                     break;
@@ -73,7 +107,7 @@ public sealed record SentenceTransformersConfig
             unsupported.Add("(no Pooling module)");
         }
 
-        return config with { UnsupportedModules = unsupported };
+        return config with { UnsupportedModules = unsupported, Dense = dense, DenseProblems = denseProblems };
     }
 
     /// <summary>

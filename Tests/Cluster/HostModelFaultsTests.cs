@@ -104,6 +104,43 @@ public sealed class HostModelFaultsTests(MiniLmFixture minilm) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_damaged_dense_module_weight_file_in_the_huggingface_cache_is_set_aside_and_downloaded_again()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        DenseSpec[] head = [new("2_Dense", 384, 256, Bias: true, DenseSpec.Tanh, Seed: 31)];
+        var files = DenseSpec.MiniLmWithDense(head, "safetensors");
+        var weights = files["2_Dense/model.safetensors"];
+        _hub.Add("acme/dense-damaged", files);
+        var graphs = new ModelGraphs(Path.Combine(_root, "graphs"));
+        using var sources = new ModelSources(
+            new ModelStore(Path.Combine(_root, "models"), hostName: "gpu-test"),
+            new ModelSourceOptions { HubEndpoint = _hub.Endpoint, CacheDirectory = Path.Combine(_root, "hf-cache"), Allow = ["*"] });
+        var folder = await sources.ResolveAsync("acme/dense-damaged", ct);
+
+        // The Dense module's blob is cut short after the download.
+        var blob = new FileInfo(Path.Combine(folder.Directory, "2_Dense", "model.safetensors")).ResolveLinkTarget(returnFinalTarget: true)!.FullName;
+        await File.WriteAllBytesAsync(blob, weights[..(weights.Length / 2)], ct);
+        var error = Record.Exception(() => { using var _ = EmbeddingModel.Load(folder, graphs, MiniLmFixture.EncoderOptions); });
+        Assert.IsType<ModelUnreadableException>(error);
+        Assert.Contains("Dense module 2_Dense", error.Message);
+        Assert.DoesNotContain(folder.Directory, ModelLoadFaults.Reason(error, folder));
+
+        ModelLoadFaults.PutAside(folder, sources, graphs, NullLogger.Instance);
+
+        Assert.True(File.Exists(blob + ".corrupt"));
+        var fresh = await sources.ResolveAsync("acme/dense-damaged", ct);
+        using var model = EmbeddingModel.Load(fresh, graphs, MiniLmFixture.EncoderOptions);
+        string[] texts = ["The weather is lovely today.", "It's so sunny outside!"];
+        var pooled = minilm.Embedding.Embed(texts, new EmbedOptions { Normalize = false });
+        var embeddings = model.Embed(texts);
+        for (var t = 0; t < texts.Length; t++)
+        {
+            var expected = DenseSpec.Expected(pooled.AsSpan(t * 384, 384), head, normalize: true);
+            Assert.True(expected.Select((e, d) => Math.Abs(e - embeddings[(t * 256) + d])).Max() <= 1e-5);
+        }
+    }
+
+    [Fact]
     public void A_damaged_built_graph_is_deleted_and_the_next_load_builds_it_again()
     {
         var models = Path.Combine(_root, "models");

@@ -40,7 +40,7 @@ public sealed class HubDownloader(HubClient hub, HuggingFaceCache cache, Downloa
         }
 
         var external = new List<HubFile>();
-        foreach (var path in plan.ExternalData)
+        foreach (var path in plan.ExternalData.Concat(plan.ModuleWeights))
         {
             external.Add(await hub.HeadAsync(reference, commit, path, cancellationToken));
         }

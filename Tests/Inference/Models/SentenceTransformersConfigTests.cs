@@ -57,14 +57,14 @@ public sealed class SentenceTransformersConfigTests(MiniLmFixture minilm) : IDis
             [
               {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-              {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
+              {"idx": 2, "name": "2", "path": "2_LayerNorm", "type": "sentence_transformers.models.LayerNorm"}
             ]
             """);
-        Assert.Equal(["sentence_transformers.models.Dense"], SentenceTransformersConfig.Read(_dir).UnsupportedModules);
+        Assert.Equal(["sentence_transformers.models.LayerNorm"], SentenceTransformersConfig.Read(_dir).UnsupportedModules);
 
         var folder = CopyMiniLm() with { SentenceTransformers = SentenceTransformersConfig.Read(_dir) };
         var error = Assert.Throws<ModelNotSupportedException>(() => EmbeddingModel.Load(folder, MiniLmFixture.Graphs, MiniLmFixture.EncoderOptions));
-        Assert.Contains("sentence_transformers.models.Dense", error.Message);
+        Assert.Contains("sentence_transformers.models.LayerNorm", error.Message);
     }
 
     [Fact]
