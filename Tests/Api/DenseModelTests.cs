@@ -124,6 +124,17 @@ public sealed class DenseModelTests : IAsyncLifetime
         {
             Assert.Equal(128, loaded.Single(m => m.GetProperty("name").GetString() == model).GetProperty("dimensions").GetInt32());
         }
+
+        // Both read their graph through a link (the Hugging Face cache's snapshot files link into its blobs; the folder
+        // model links to the bundled graph): the host's memory counts what the links point to, the graph's bytes.
+        var graphBytes = new FileInfo(Path.Combine(_models.Directory, TestModelsFolder.CopyName, "model.onnx")).Length;
+        var hostModels = info.GetProperty("hosts").EnumerateArray().SelectMany(h => h.GetProperty("models").EnumerateArray()).ToList();
+        foreach (var model in new[] { HubModel, FolderModel })
+        {
+            Assert.True(
+                hostModels.Single(m => m.GetProperty("name").GetString() == model).GetProperty("weight_bytes").GetInt64() >= graphBytes,
+                $"{model}: {hostModels.Single(m => m.GetProperty("name").GetString() == model)} against a {graphBytes}-byte graph");
+        }
     }
 
     private static async Task<JsonElement> EmbedAsync(HttpClient http, object request, CancellationToken ct)
