@@ -28,48 +28,29 @@ public sealed class DenseModelTests : IAsyncLifetime
     /// <summary>A decoy: the other weights format of the hub repo's first Dense module, which a download must not take.</summary>
     private static readonly byte[] DenseDecoy = TestRepos.Text("decoy: 2_Dense/pytorch_model.bin must not be downloaded when model.safetensors is there");
 
-    private readonly TestModelsFolder _models = new();
-    private readonly string _cache = Directory.CreateTempSubdirectory("front-dense-cache-").FullName;
-    private HubStandIn _hub = null!;
-    private ServiceProcess _front = null!;
+    private HubFront _setup = null!;
 
-    public async ValueTask InitializeAsync()
+    public async ValueTask InitializeAsync() => _setup = await HubFront.StartAsync("front-dense-cache-", (hub, models) =>
     {
-        _hub = await HubStandIn.StartAsync();
         var repo = DenseSpec.MiniLmWithDense(Head, "safetensors");
         repo["2_Dense/pytorch_model.bin"] = DenseDecoy;
-        _hub.Add(HubModel, repo);
-        _hub.Add("acme/dense-softmax", DenseSpec.MiniLmWithDense([new("2_Dense", 384, 256, Bias: true, "torch.nn.modules.activation.Softmax", Seed: 23)], "safetensors"));
+        hub.Add(HubModel, repo);
+        hub.Add("acme/dense-softmax", DenseSpec.MiniLmWithDense([new("2_Dense", 384, 256, Bias: true, "torch.nn.modules.activation.Softmax", Seed: 23)], "safetensors"));
 
         var local = DenseSpec.MiniLmWithDense(Head, "bin");
         local.Remove("onnx/model.onnx");
-        var folder = DenseSpec.WriteFolder(Path.Combine(_models.Directory, FolderModel), local);
-        File.CreateSymbolicLink(Path.Combine(folder, "model.onnx"), Path.Combine(_models.Directory, TestModelsFolder.CopyName, "model.onnx"));
+        var folder = DenseSpec.WriteFolder(Path.Combine(models, FolderModel), local);
+        File.CreateSymbolicLink(Path.Combine(folder, "model.onnx"), Path.Combine(models, TestModelsFolder.CopyName, "model.onnx"));
+    });
 
-        _front = ServiceProcess.Start(_models.Directory, new Dictionary<string, string>
-        {
-            ["HF_ENDPOINT"] = _hub.Endpoint,
-            ["HF_HUB_OFFLINE"] = "0",
-            ["HF_HUB_CACHE"] = _cache,
-            ["MODEL_ALLOW"] = "acme/*",
-        });
-        await _front.WaitUntilHealthyAsync();
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _front.DisposeAsync();
-        await _hub.DisposeAsync();
-        _models.Dispose();
-        Directory.Delete(_cache, recursive: true);
-    }
+    public ValueTask DisposeAsync() => _setup.DisposeAsync();
 
     [Fact]
     public async Task Stand_in_hub_and_models_folder_dense_models_are_served_over_http_with_the_dense_output_and_an_unknown_activation_is_refused_before_download()
     {
         var ct = TestContext.Current.CancellationToken;
-        using var http = new HttpClient { BaseAddress = _front.BaseAddress, Timeout = TimeSpan.FromMinutes(3) };
-        Assert.True(File.Exists(Path.Combine(_models.Directory, TestModelsFolder.CopyName, "model.onnx")), "the models folder lays MiniLM out with model.onnx at its root");
+        using var http = new HttpClient { BaseAddress = _setup.Front.BaseAddress, Timeout = TimeSpan.FromMinutes(3) };
+        Assert.True(File.Exists(Path.Combine(_setup.Models.Directory, TestModelsFolder.CopyName, "model.onnx")), "the models folder lays MiniLM out with model.onnx at its root");
 
         // The bundled MiniLM's own un-normalised mean-pooled output: what the Dense modules take.
         var pooled = await EmbedAsync(http, new { texts = Texts, normalize = false }, ct);
@@ -85,10 +66,10 @@ public sealed class DenseModelTests : IAsyncLifetime
             var detail = body.GetProperty("detail").GetString()!;
             Assert.Contains("torch.nn.modules.activation.Softmax", detail);
             Assert.Contains("2_Dense", detail);
-            Assert.DoesNotContain(_cache, detail);
+            Assert.DoesNotContain(_setup.Cache, detail);
         }
 
-        Assert.Empty(_hub.CdnGets(TestRepos.MiniLmOnnx));
+        Assert.Empty(_setup.Hub.CdnGets(TestRepos.MiniLmOnnx));
         Assert.DoesNotContain(Fetched("acme/dense-softmax"), f => f.EndsWith("model.safetensors", StringComparison.Ordinal));
 
         foreach (var model in new[] { HubModel, FolderModel })
@@ -115,7 +96,7 @@ public sealed class DenseModelTests : IAsyncLifetime
         Assert.Contains("2_Dense/model.safetensors", fetched);
         Assert.Contains("3_Dense/model.safetensors", fetched);
         Assert.DoesNotContain("2_Dense/pytorch_model.bin", fetched);
-        Assert.Single(_hub.CdnGets(TestRepos.MiniLmOnnx));
+        Assert.Single(_setup.Hub.CdnGets(TestRepos.MiniLmOnnx));
 
         // /info reports the Dense output size for both.
         var info = await http.GetFromJsonAsync<JsonElement>("/info", ct);
@@ -127,7 +108,7 @@ public sealed class DenseModelTests : IAsyncLifetime
 
         // Both read their graph through a link (the Hugging Face cache's snapshot files link into its blobs; the folder
         // model links to the bundled graph): the host's memory counts what the links point to, the graph's bytes.
-        var graphBytes = new FileInfo(Path.Combine(_models.Directory, TestModelsFolder.CopyName, "model.onnx")).Length;
+        var graphBytes = new FileInfo(Path.Combine(_setup.Models.Directory, TestModelsFolder.CopyName, "model.onnx")).Length;
         var hostModels = info.GetProperty("hosts").EnumerateArray().SelectMany(h => h.GetProperty("models").EnumerateArray()).ToList();
         foreach (var model in new[] { HubModel, FolderModel })
         {
@@ -163,7 +144,7 @@ public sealed class DenseModelTests : IAsyncLifetime
     }
 
     private HashSet<string> Fetched(string repo) =>
-        [.. _hub.Requests
+        [.. _setup.Hub.Requests
             .Where(r => r.Server == "hub" && r.Method == "GET" && r.Path.Contains($"/{repo}/resolve/", StringComparison.Ordinal))
             .Select(r => r.Path.Split("/resolve/")[1].Split('/', 2)[1])];
 }

@@ -12,43 +12,25 @@ namespace OrleansGpu.Tests.Api;
 /// </summary>
 public sealed class HubModelTests : IAsyncLifetime
 {
-    private readonly TestModelsFolder _models = new();
-    private readonly string _cache = Directory.CreateTempSubdirectory("front-hf-cache-").FullName;
-    private HubStandIn _hub = null!;
-    private ServiceProcess _front = null!;
+    private HubFront _setup = null!;
 
-    public async ValueTask InitializeAsync()
+    public async ValueTask InitializeAsync() => _setup = await HubFront.StartAsync("front-hf-cache-", (hub, _) =>
     {
-        _hub = await HubStandIn.StartAsync();
-        _hub.Add("acme/minilm-st", TestRepos.MiniLmSentenceTransformers());
-        _hub.Add("acme/gated", TestRepos.MiniLmSentenceTransformers(), gated: true);
-        _front = ServiceProcess.Start(_models.Directory, new Dictionary<string, string>
-        {
-            ["HF_ENDPOINT"] = _hub.Endpoint,
-            ["HF_HUB_OFFLINE"] = "0",
-            ["HF_HUB_CACHE"] = _cache,
-            ["MODEL_ALLOW"] = "acme/*",
-        });
-        await _front.WaitUntilHealthyAsync();
-    }
+        hub.Add("acme/minilm-st", TestRepos.MiniLmSentenceTransformers());
+        hub.Add("acme/gated", TestRepos.MiniLmSentenceTransformers(), gated: true);
+    });
 
-    public async ValueTask DisposeAsync()
-    {
-        await _front.DisposeAsync();
-        await _hub.DisposeAsync();
-        _models.Dispose();
-        Directory.Delete(_cache, recursive: true);
-    }
+    public ValueTask DisposeAsync() => _setup.DisposeAsync();
 
     [Fact]
     public async Task Stand_in_hub_a_model_is_downloaded_on_first_use_with_progress_then_served_and_each_refusal_says_what_to_do()
     {
         var ct = TestContext.Current.CancellationToken;
-        using var http = new HttpClient { BaseAddress = _front.BaseAddress, Timeout = TimeSpan.FromMinutes(3) };
+        using var http = new HttpClient { BaseAddress = _setup.Front.BaseAddress, Timeout = TimeSpan.FromMinutes(3) };
         string[] texts = ["The weather is lovely today.", "It's so sunny outside!"];
 
         // First use downloads (slowly here, so that /status can be watched), then embeds.
-        _hub.CdnBytesPerSecond = 4_000_000;
+        _setup.Hub.CdnBytesPerSecond = 4_000_000;
         var first = http.PostAsJsonAsync("/embed", new { texts, model = "acme/minilm-st" }, ct);
         var download = await WaitForDownloadAsync(http, ct);
         Assert.Equal("download", download.GetProperty("type").GetString());
@@ -57,7 +39,7 @@ public sealed class HubModelTests : IAsyncLifetime
         var total = download.GetProperty("bytes_total").GetInt64();
         Assert.InRange(download.GetProperty("bytes_done").GetInt64(), 0, total - 1);
         Assert.True(total > TestRepos.MiniLmOnnx.Length, $"bytes_total {total} covers the ONNX file and the settings");
-        _hub.CdnBytesPerSecond = 0;
+        _setup.Hub.CdnBytesPerSecond = 0;
 
         using var downloaded = await first;
         Assert.Equal(HttpStatusCode.OK, downloaded.StatusCode);
@@ -65,8 +47,8 @@ public sealed class HubModelTests : IAsyncLifetime
         using var bundled = await http.PostAsJsonAsync("/embed", new { texts }, ct);
         var fromPackage = await bundled.Content.ReadFromJsonAsync<JsonElement>(ct);
         Assert.Equal(fromPackage.GetProperty("embeddings").ToString(), fromHub.GetProperty("embeddings").ToString());
-        Assert.Contains("Downloading acme/minilm-st from", _front.Output);
-        Assert.Contains("Downloaded acme/minilm-st", _front.Output);
+        Assert.Contains("Downloading acme/minilm-st from", _setup.Front.Output);
+        Assert.Contains("Downloaded acme/minilm-st", _setup.Front.Output);
 
         // Served from then on without another download.
         using (var again = await http.PostAsJsonAsync("/embed", new { texts, model = "acme/minilm-st" }, ct))
@@ -74,12 +56,12 @@ public sealed class HubModelTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.OK, again.StatusCode);
         }
 
-        Assert.Single(_hub.CdnGets(TestRepos.MiniLmOnnx));
+        Assert.Single(_setup.Hub.CdnGets(TestRepos.MiniLmOnnx));
 
         // Gated: 403 with the token to set and the page where the licence is accepted.
         var gated = await ProblemAsync(http, "acme/gated", HttpStatusCode.Forbidden, "model_gated", ct);
         Assert.Contains("HF_TOKEN", gated);
-        Assert.Contains($"{_hub.Endpoint}/acme/gated", gated);
+        Assert.Contains($"{_setup.Hub.Endpoint}/acme/gated", gated);
 
         // Unknown to the hub: 404 that says to check the name.
         var unknown = await ProblemAsync(http, "acme/no-such-model", HttpStatusCode.NotFound, "model_not_found", ct);
@@ -98,7 +80,7 @@ public sealed class HubModelTests : IAsyncLifetime
         }
 
         // The hub goes away: 503 with Retry-After that says how to do without it.
-        await _hub.StopAsync();
+        await _setup.Hub.StopAsync();
         using var request = new HttpRequestMessage(HttpMethod.Post, "/embed") { Content = JsonContent.Create(new { texts, model = "acme/never-seen" }) };
         using var response = await http.SendAsync(request, ct);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
@@ -129,8 +111,8 @@ public sealed class HubModelTests : IAsyncLifetime
 
     private void AssertNoServerPath(string detail)
     {
-        Assert.DoesNotContain(_cache, detail);
-        Assert.DoesNotContain(_models.Directory, detail);
+        Assert.DoesNotContain(_setup.Cache, detail);
+        Assert.DoesNotContain(_setup.Models.Directory, detail);
         Assert.DoesNotContain(Path.GetTempPath(), detail);
     }
 

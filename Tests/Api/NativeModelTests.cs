@@ -169,14 +169,7 @@ public sealed class NativeModelTests(NativeModelTests.Host host) : IClassFixture
 
         private async Task StartAsync()
         {
-            Front = ServiceProcess.Start(Path.Combine(Root, "models"), new Dictionary<string, string>
-            {
-                ["HF_ENDPOINT"] = Hub.Endpoint,
-                ["HF_HUB_OFFLINE"] = "0",
-                ["HF_HUB_CACHE"] = Path.Combine(Root, "hf-cache"),
-                ["GRAPHS_DIR"] = Graphs,
-                ["MODEL_ALLOW"] = "acme/*",
-            });
+            Front = ServiceProcess.Start(Path.Combine(Root, "models"), Hub.ServiceEnvironment(Path.Combine(Root, "hf-cache"), ("GRAPHS_DIR", Graphs)));
             await Front.WaitUntilHealthyAsync();
         }
 

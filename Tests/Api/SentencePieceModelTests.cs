@@ -64,14 +64,7 @@ public sealed class SentencePieceModelTests(SentencePieceModelTests.Host host) :
             Hub = await HubStandIn.StartAsync();
             Hub.Add(Model, TinyDebertaV2.Repo());
             Hub.Add(SpmModel, TinyDebertaV2.SpmRepo());
-            Front = ServiceProcess.Start(Path.Combine(_root, "models"), new Dictionary<string, string>
-            {
-                ["HF_ENDPOINT"] = Hub.Endpoint,
-                ["HF_HUB_OFFLINE"] = "0",
-                ["HF_HUB_CACHE"] = Path.Combine(_root, "hf-cache"),
-                ["GRAPHS_DIR"] = Path.Combine(_root, "graphs"),
-                ["MODEL_ALLOW"] = "acme/*",
-            });
+            Front = ServiceProcess.Start(Path.Combine(_root, "models"), Hub.ServiceEnvironment(Path.Combine(_root, "hf-cache"), ("GRAPHS_DIR", Path.Combine(_root, "graphs"))));
             await Front.WaitUntilHealthyAsync();
         }
 

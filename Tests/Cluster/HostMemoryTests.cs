@@ -235,21 +235,7 @@ public sealed class HostMemoryTests(HostMemoryTests.Fixture fixture) : IClassFix
             }
 
             // MiniLM with external weights beside its graph that take it past the budget (a sparse file: no disk used).
-            var large = Path.Combine(_models.Directory, TooLarge);
-            Directory.CreateDirectory(large);
-            foreach (var file in Directory.GetFiles(copy, "*", SearchOption.AllDirectories))
-            {
-                var target = Path.Combine(large, Path.GetRelativePath(copy, file));
-                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-                File.CreateSymbolicLink(target, file);
-            }
-
-            var onnx = WeightFiles.Find(large)!.OnnxPath!;
-            await using (var extra = File.Create(onnx + ".data"))
-            {
-                extra.SetLength(Budget);
-            }
-
+            var onnx = await TestModelsFolder.AddLinkedCopyAsync(_models.Directory, TooLarge, Budget);
             TooLargeBytes = InferenceMetrics.WeightBytes(onnx);
             Front = ServiceProcess.Start(_models.Directory, new Dictionary<string, string>
             {

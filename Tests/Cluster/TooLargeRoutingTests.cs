@@ -108,21 +108,7 @@ public sealed class TooLargeRoutingTests
     /// <summary>A copy of MiniLM named <paramref name="name"/> (files linked) with <paramref name="extra"/> bytes of sparse file beside its graph; its size as a host estimates it.</summary>
     private static async Task<(string Name, long Bytes)> AddModelAsync(ProcessCluster cluster, string name, long extra)
     {
-        var copy = Path.Combine(cluster.ModelsDirectory, TestModelsFolder.CopyName);
-        var target = Path.Combine(cluster.ModelsDirectory, name);
-        foreach (var file in Directory.GetFiles(copy, "*", SearchOption.AllDirectories))
-        {
-            var link = Path.Combine(target, Path.GetRelativePath(copy, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(link)!);
-            File.CreateSymbolicLink(link, file);
-        }
-
-        var onnx = WeightFiles.Find(target)!.OnnxPath!;
-        await using (var data = File.Create(onnx + ".data"))
-        {
-            data.SetLength(extra);
-        }
-
+        var onnx = await TestModelsFolder.AddLinkedCopyAsync(cluster.ModelsDirectory, name, extra);
         return (name, InferenceMetrics.WeightBytes(onnx));
     }
 

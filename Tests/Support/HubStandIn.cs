@@ -64,6 +64,27 @@ public sealed class HubStandIn : IAsyncDisposable
         return standIn;
     }
 
+    /// <summary>
+    /// The settings of a service process that downloads from this stand-in into <paramref name="cache"/> (the Hugging
+    /// Face cache layout), allowed the stand-in's <c>acme/*</c> repos; <paramref name="more"/> adds or overrides.
+    /// </summary>
+    public Dictionary<string, string> ServiceEnvironment(string cache, params (string Name, string Value)[] more)
+    {
+        var settings = new Dictionary<string, string>
+        {
+            ["HF_ENDPOINT"] = Endpoint,
+            ["HF_HUB_OFFLINE"] = "0",
+            ["HF_HUB_CACHE"] = cache,
+            ["MODEL_ALLOW"] = "acme/*",
+        };
+        foreach (var (name, value) in more)
+        {
+            settings[name] = value;
+        }
+
+        return settings;
+    }
+
     /// <summary>Adds a repo; returns it for revisions and checks.</summary>
     public StandInRepo Add(string id, IReadOnlyDictionary<string, byte[]> files, bool gated = false)
     {

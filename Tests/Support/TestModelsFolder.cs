@@ -27,6 +27,31 @@ public sealed class TestModelsFolder : IDisposable
 
     public string Directory { get; }
 
+    /// <summary>
+    /// A model named <paramref name="name"/> in <paramref name="modelsDirectory"/>: MiniLM's files from
+    /// <see cref="CopyName"/> there, linked, with a sparse file of <paramref name="extraBytes"/> (no disk used) beside
+    /// its graph as external weights, so that a host estimates it at the graph's size plus those bytes. Returns the graph's path.
+    /// </summary>
+    public static async Task<string> AddLinkedCopyAsync(string modelsDirectory, string name, long extraBytes)
+    {
+        var copy = Path.Combine(modelsDirectory, CopyName);
+        var target = Path.Combine(modelsDirectory, name);
+        foreach (var file in System.IO.Directory.GetFiles(copy, "*", SearchOption.AllDirectories))
+        {
+            var link = Path.Combine(target, Path.GetRelativePath(copy, file));
+            System.IO.Directory.CreateDirectory(Path.GetDirectoryName(link)!);
+            File.CreateSymbolicLink(link, file);
+        }
+
+        var onnx = WeightFiles.Find(target)!.OnnxPath!;
+        await using (var data = File.Create(onnx + ".data"))
+        {
+            data.SetLength(extraBytes);
+        }
+
+        return onnx;
+    }
+
     public void Dispose()
     {
         try
