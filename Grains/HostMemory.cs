@@ -89,11 +89,12 @@ public sealed class HostMemory : IDisposable
 
     /// <summary>
     /// The size a model will hold, estimated before loading it from its files: the ONNX graph and the external
-    /// weights beside it, or the checkpoint's files (a native checkpoint becomes a graph of about its size).
+    /// weights beside it, or the checkpoint's files (a native checkpoint becomes a graph of about its size), and the
+    /// weights of its sentence-transformers Dense modules (held as float32 arrays once loaded).
     /// </summary>
-    public static long Estimate(ModelFolder folder) => folder.Weights.OnnxPath is { } onnx
-        ? InferenceMetrics.WeightBytes(onnx)
-        : folder.Weights.Files.Sum(FileSizes.Of);
+    public static long Estimate(ModelFolder folder) =>
+        (folder.Weights.OnnxPath is { } onnx ? InferenceMetrics.WeightBytes(onnx) : folder.Weights.Files.Sum(FileSizes.Of))
+        + folder.SentenceTransformers.Dense.Sum(d => d.WeightsIn(folder.Directory) is { } file ? FileSizes.Of(file) : 0);
 
     /// <summary>
     /// Marks work for <paramref name="model"/> as in flight (from before its load to the end of its job) and the model
