@@ -59,15 +59,12 @@ public sealed class HostMemory : IDisposable
     /// </summary>
     public long Budget => _budget ?? (Probed ? ResolveBudget() : null) ?? long.MaxValue;
 
-    /// <summary>The budget in bytes for the fronts' routing (<see cref="HostLoad.MemoryBudgetBytes"/>), or null while it is not known.</summary>
-    public long? KnownBudget => Budget is var budget && budget == long.MaxValue ? null : budget;
-
     /// <summary>
-    /// The most one model's CUDA memory arena may grow to (ONNX Runtime's <c>gpu_mem_limit</c>): the budget, once known.
-    /// Without it the arena of a model given a very large pass grows past the budget the host plans with; with it that
-    /// pass fails as out of memory and is split, as on a full device. Null while the budget is unknown.
+    /// The budget in bytes once known, else null: what the fronts route by (<see cref="HostLoad.MemoryBudgetBytes"/>), and
+    /// the most one model's CUDA memory arena may grow to (ONNX Runtime's <c>gpu_mem_limit</c>, see
+    /// <see cref="ModelGrain"/>'s session options).
     /// </summary>
-    public long? ArenaLimit => KnownBudget;
+    public long? KnownBudget => Budget is var budget && budget == long.MaxValue ? null : budget;
 
     /// <summary>What the loaded models hold now, in bytes.</summary>
     public long Used

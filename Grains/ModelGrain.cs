@@ -315,10 +315,11 @@ public sealed class ModelGrain(
     }
 
     /// <summary>
-    /// The session options of this model: the host's, its CUDA arena held to the host's memory budget (a pass that
-    /// needs more is split, see <see cref="HostMemory.ArenaLimit"/>), with a test's injected pass faults when a test set any.
+    /// The session options of this model: the host's, with a test's injected pass faults when a test set any, and its
+    /// CUDA arena held to the host's memory budget. Without that limit the arena of a model given a very large pass grows
+    /// past the budget the host plans with; with it that pass fails as out of memory and is split, as on a full device.
     /// </summary>
-    private EncoderOptions ModelEncoderOptions => injection.For(ModelName, encoderOptions with { GpuMemoryLimit = memory.ArenaLimit });
+    private EncoderOptions ModelEncoderOptions => injection.For(ModelName, encoderOptions with { GpuMemoryLimit = memory.KnownBudget });
 
     private BatchLimits BatchLimits => new()
     {

@@ -38,9 +38,9 @@ public sealed class HostMemoryGpuBudgetTests : IDisposable
             Assert.Equal(expectedMiB * MiB, memory.Budget);
 
             // Each CUDA session's arena is held to the budget, so that a pass larger than it is split, not let grow.
-            Assert.Equal(expectedMiB * MiB, memory.ArenaLimit);
+            Assert.Equal(expectedMiB * MiB, memory.KnownBudget);
             Assert.Equal((expectedMiB * MiB).ToString(System.Globalization.CultureInfo.InvariantCulture),
-                OnnxEncoder.CudaProviderOptions(new EncoderOptions { Device = ExecutionDevice.Cuda(), GpuMemoryLimit = memory.ArenaLimit })["gpu_mem_limit"]);
+                OnnxEncoder.CudaProviderOptions(new EncoderOptions { Device = ExecutionDevice.Cuda(), GpuMemoryLimit = memory.KnownBudget })["gpu_mem_limit"]);
 
             // The stand-in's used memory does not move, so the load counts its weights.
             Assert.Equal(100 * MiB, Assert.Single(memory.Describe().Models).Bytes);
